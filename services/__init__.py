@@ -1,0 +1,1 @@
+"""The Xianjie services: trajectory, mediation, notify."""

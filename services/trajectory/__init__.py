@@ -1,0 +1,1 @@
+"""Trajectory service: what a rider was doing at any instant, from raw feeds."""

@@ -1,0 +1,395 @@
+"""Reading the data contract's feeds (NDJSON) into domain values. A bad line is reported with its
+file and line number and skipped; nothing else is lost.
+
+GPS files can hold millions of lines, so they are read column-wise: polars parses a clean file in
+one go; a file with anything polars refuses (a line that is not a JSON object, a blank line) is read
+line by line with orjson instead. Both paths feed the same vectorised validation.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import polars as pl
+
+from services.trajectory.domain.model import Incident, Order, PresenceEvent, RiderDay, Track
+from shared.geo import CRS_NAMES, to_wgs84, valid_latlon
+from shared.timeutil import iso_local, parse_many
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.message}"
+
+
+_GPS_SCHEMA = {
+    "rider_id": pl.String, "ts": pl.String, "lat": pl.Float64, "lon": pl.Float64,
+    "accuracy_m": pl.Float64, "speed_mps": pl.Float64, "heading_deg": pl.Float64, "crs": pl.String,
+}
+ORDER_TYPES = ("accepted", "arrived_merchant", "picked_up", "delivered", "cancelled")
+PRESENCE_TYPES = ("online", "offline")
+
+
+@dataclass(frozen=True)
+class GpsColumns:
+    rider: np.ndarray  # object array of str
+    t: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    accuracy: np.ndarray
+    line: np.ndarray
+
+    def by_rider(self) -> dict[str, Track]:
+        if self.t.size == 0:
+            return {}
+        codes, inverse = np.unique(self.rider.astype(str), return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(codes.size + 1))
+        out: dict[str, Track] = {}
+        for k, rid in enumerate(codes):
+            sel = order[bounds[k]:bounds[k + 1]]
+            out[str(rid)] = Track(self.t[sel], self.lat[sel], self.lon[sel], self.accuracy[sel])
+        return out
+
+
+def read_gps(data: bytes, source: str, tz: str) -> tuple[GpsColumns, list[Problem]]:
+    problems: list[Problem] = []
+    frame = _fast_frame(data)
+    if frame is None:
+        frame, problems = _slow_frame(data, source)
+    return _validate_gps(frame, source, tz, problems)
+
+
+def _fast_frame(data: bytes) -> pl.DataFrame | None:
+    body = data[:-1] if data.endswith(b"\n") else data
+    if not body or b"\n\n" in body or b"\r" in body or body.startswith(b"\n"):
+        return None
+    try:
+        df = pl.read_ndjson(io.BytesIO(data), schema=_GPS_SCHEMA)
+    except Exception:  # polars refuses the file: read it line by line instead
+        return None
+    return df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias("line"))
+
+
+def _num(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return float("nan")
+    return float("nan")
+
+
+def _text(v: Any) -> str | None:
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, str | int | float):
+        return str(v)
+    return orjson.dumps(v).decode()
+
+
+def _slow_frame(data: bytes, source: str) -> tuple[pl.DataFrame, list[Problem]]:
+    cols: dict[str, list[Any]] = {k: [] for k in (*_GPS_SCHEMA, "line")}
+    problems: list[Problem] = []
+    for no, raw in enumerate(data.split(b"\n"), start=1):
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            problems.append(Problem(source, no, f"not JSON: {_snippet(raw)}"))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(Problem(source, no, "not a JSON object"))
+            continue
+        cols["rider_id"].append(_text(obj.get("rider_id")))
+        cols["ts"].append(_text(obj.get("ts")))
+        for k in ("lat", "lon", "accuracy_m", "speed_mps", "heading_deg"):
+            cols[k].append(_num(obj.get(k)))
+        cols["crs"].append(_text(obj.get("crs")))
+        cols["line"].append(no)
+    schema = dict(_GPS_SCHEMA, line=pl.Int64)
+    return pl.DataFrame(cols, schema=schema), problems
+
+
+def _snippet(raw: bytes) -> str:
+    text = raw[:60].decode("utf-8", "replace")
+    return repr(text + ("…" if len(raw) > 60 else ""))
+
+
+def _validate_gps(df: pl.DataFrame, source: str, tz: str, problems: list[Problem]) -> tuple[GpsColumns, list[Problem]]:
+    t = parse_many(df["ts"], tz)
+    lat = df["lat"].fill_null(np.nan).to_numpy().astype(np.float64)
+    lon = df["lon"].fill_null(np.nan).to_numpy().astype(np.float64)
+    acc = df["accuracy_m"].fill_null(np.nan).to_numpy().astype(np.float64)
+    acc_given = df["accuracy_m"].is_not_null().to_numpy()
+    crs = df["crs"].str.to_lowercase().str.strip_chars().fill_null("wgs84").to_numpy()
+    rider = df["rider_id"].to_numpy()
+    rider_ok = df["rider_id"].is_not_null().to_numpy() & (df["rider_id"].str.strip_chars().str.len_chars().fill_null(0).to_numpy() > 0)
+    ts_given = df["ts"].is_not_null().to_numpy()
+    lat_given = df["lat"].is_not_null().to_numpy()
+    lon_given = df["lon"].is_not_null().to_numpy()
+    crs_ok = np.isin(crs, CRS_NAMES)
+    coord_ok = valid_latlon(lat, lon) & ~((lat == 0) & (lon == 0))
+    acc_ok = ~acc_given | (np.isfinite(acc) & (acc >= 0))
+    ok = rider_ok & ts_given & lat_given & lon_given & np.isfinite(t) & coord_ok & crs_ok & acc_ok
+    lines = df["line"].to_numpy()
+    if not ok.all():
+        ts_text = df["ts"].to_numpy()
+        for i in np.flatnonzero(~ok):
+            problems.append(Problem(source, int(lines[i]), _gps_reason(
+                rider_ok[i], ts_given[i], lat_given[i], lon_given[i], np.isfinite(t[i]), coord_ok[i],
+                crs_ok[i], acc_ok[i], ts_text[i], lat[i], lon[i], crs[i])))
+    lat, lon = lat[ok], lon[ok]
+    crs_k = crs[ok]
+    for name in ("gcj02", "bd09"):
+        m = crs_k == name
+        if m.any():
+            lat[m], lon[m] = to_wgs84(lat[m], lon[m], name)
+    problems.sort(key=lambda p: p.line)
+    return GpsColumns(rider[ok], t[ok], lat, lon, acc[ok], lines[ok]), problems
+
+
+def _gps_reason(rider_ok: bool, ts_given: bool, lat_given: bool, lon_given: bool, t_ok: bool, coord_ok: bool,
+                crs_ok: bool, acc_ok: bool, ts: Any, lat: float, lon: float, crs: Any) -> str:
+    missing = [k for k, given in (("rider_id", rider_ok), ("ts", ts_given), ("lat", lat_given), ("lon", lon_given)) if not given]
+    if missing:
+        return "missing or empty field " + ", ".join(repr(m) for m in missing)
+    if not t_ok:
+        return f"unreadable or absurd timestamp {ts!r}"
+    if not coord_ok:
+        return f"impossible coordinate lat={lat}, lon={lon}"
+    if not crs_ok:
+        return f"unknown crs {crs!r} (expected one of {', '.join(CRS_NAMES)})"
+    if not acc_ok:
+        return "accuracy_m must be a non-negative number"
+    return "invalid line"
+
+
+# ---------------------------------------------------------------- platform events, incidents
+
+@dataclass(frozen=True)
+class RawEvent:
+    line: int
+    event_id: str | None
+    kind: str
+    type: str
+    rider_id: str
+    platform: str
+    ts: Any
+    order_id: str | None
+    merchant: tuple[float, float] | None
+    customer: tuple[float, float] | None
+
+
+def _lines(data: bytes, source: str, problems: list[Problem]) -> Iterable[tuple[int, dict[str, Any]]]:
+    for no, raw in enumerate(data.split(b"\n"), start=1):
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            problems.append(Problem(source, no, f"not JSON: {_snippet(raw)}"))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(Problem(source, no, "not a JSON object"))
+            continue
+        yield no, obj
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _req_str(obj: dict[str, Any], key: str) -> str:
+    v = obj.get(key)
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = str(v)
+    if not isinstance(v, str) or not v.strip():
+        raise _Bad(f"missing or empty field {key!r}")
+    return v
+
+
+def _place(obj: dict[str, Any], key: str, crs: str) -> tuple[float, float] | None:
+    v = obj.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise _Bad(f"{key!r} must be an object with lat and lon")
+    la, lo = _num(v.get("lat")), _num(v.get("lon"))
+    if la is None or lo is None or not bool(valid_latlon(la, lo)) or (la == 0 and lo == 0):
+        raise _Bad(f"impossible coordinate in {key!r}: {v!r}")
+    wl, wo = to_wgs84(la, lo, crs)  # type: ignore[arg-type]
+    return float(wl), float(wo)
+
+
+def _crs(obj: dict[str, Any]) -> str:
+    c = obj.get("crs")
+    if c is None:
+        return "wgs84"
+    if not isinstance(c, str) or c.strip().lower() not in CRS_NAMES:
+        raise _Bad(f"unknown crs {c!r} (expected one of {', '.join(CRS_NAMES)})")
+    return c.strip().lower()
+
+
+def read_platform(data: bytes, source: str, tz: str) -> tuple[list[tuple[RawEvent, float]], list[Problem]]:
+    problems: list[Problem] = []
+    events: list[RawEvent] = []
+    for no, obj in _lines(data, source, problems):
+        try:
+            kind = _req_str(obj, "kind")
+            typ = _req_str(obj, "type")
+            rider = _req_str(obj, "rider_id")
+            if "ts" not in obj or obj["ts"] is None:
+                raise _Bad("missing field 'ts'")
+            if kind == "order":
+                if typ not in ORDER_TYPES:
+                    raise _Bad(f"unknown order event type {typ!r} (expected one of {', '.join(ORDER_TYPES)})")
+                crs = _crs(obj)
+                ev = RawEvent(no, _opt_str(obj.get("event_id")), kind, typ, rider, _opt_str(obj.get("platform")) or "",
+                              obj["ts"], _req_str(obj, "order_id"), _place(obj, "merchant", crs), _place(obj, "customer", crs))
+            elif kind == "presence":
+                if typ not in PRESENCE_TYPES:
+                    raise _Bad(f"unknown presence event type {typ!r} (expected online or offline)")
+                ev = RawEvent(no, _opt_str(obj.get("event_id")), kind, typ, rider, _opt_str(obj.get("platform")) or "",
+                              obj["ts"], None, None, None)
+            else:
+                raise _Bad(f"unknown kind {kind!r} (expected order or presence)")
+        except _Bad as e:
+            problems.append(Problem(source, no, str(e)))
+            continue
+        events.append(ev)
+    t = parse_many([e.ts for e in events], tz) if events else np.zeros(0)
+    out: list[tuple[RawEvent, float]] = []
+    for ev, ti in zip(events, t, strict=True):
+        if not np.isfinite(ti):
+            problems.append(Problem(source, ev.line, f"unreadable or absurd timestamp {ev.ts!r}"))
+        else:
+            out.append((ev, float(ti)))
+    problems.sort(key=lambda p: p.line)
+    return out, problems
+
+
+def _opt_str(v: Any) -> str | None:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return None
+
+
+def assemble(events: list[tuple[RawEvent, float]]) -> dict[str, tuple[tuple[Order, ...], tuple[PresenceEvent, ...]]]:
+    """Orders and presence per rider. Repeated event ids count once; for each order and event type
+    the earliest instant counts."""
+    seen: set[str] = set()
+    orders: dict[tuple[str, str], dict[str, Any]] = {}
+    presence: dict[str, set[PresenceEvent]] = defaultdict(set)
+    riders: set[str] = set()
+    for ev, t in sorted(events, key=lambda x: (x[1], x[0].line)):
+        if ev.event_id is not None:
+            if ev.event_id in seen:
+                continue
+            seen.add(ev.event_id)
+        riders.add(ev.rider_id)
+        if ev.kind == "presence":
+            presence[ev.rider_id].add(PresenceEvent(t, ev.platform, ev.type == "online"))
+            continue
+        assert ev.order_id is not None
+        o = orders.setdefault((ev.rider_id, ev.order_id), {"platform": ev.platform})
+        o.setdefault(ev.type, t)
+        if ev.merchant is not None:
+            o.setdefault("merchant", ev.merchant)
+        if ev.customer is not None:
+            o.setdefault("customer", ev.customer)
+    per: dict[str, list[Order]] = defaultdict(list)
+    for (rider, oid), o in orders.items():
+        times = [o[k] for k in ORDER_TYPES if k in o]
+        accepted = o.get("accepted", min(times))
+        ends = [(o[k], k) for k in ("delivered", "cancelled") if k in o]
+        ended, kind = min(ends) if ends else (None, None)
+        if ended is not None and ended < accepted:
+            ended = accepted
+        picked = o.get("picked_up")
+        if picked is not None and ended is not None and picked > ended:
+            picked = None
+        per[rider].append(Order(oid, o["platform"], accepted, o.get("arrived_merchant"), picked, ended, kind,
+                                o.get("merchant"), o.get("customer")))
+    return {r: (tuple(sorted(per.get(r, []), key=lambda o: (o.accepted, o.order_id))),
+                tuple(sorted(presence.get(r, set()), key=lambda e: (e.t, e.platform, e.online))))
+            for r in riders}
+
+
+def read_incidents(data: bytes, source: str, tz: str) -> tuple[list[Incident], list[Problem]]:
+    problems: list[Problem] = []
+    pending: list[tuple[int, dict[str, Any], str, str, tuple[float, float] | None]] = []
+    for no, obj in _lines(data, source, problems):
+        try:
+            iid = _req_str(obj, "incident_id")
+            rider = _req_str(obj, "rider_id")
+            if obj.get("at") is None:
+                raise _Bad("missing field 'at'")
+            loc = None
+            if obj.get("location") is not None:
+                crs = _crs(obj.get("location") if isinstance(obj.get("location"), dict) and "crs" in obj["location"] else obj)
+                loc = _place(obj, "location", crs)
+        except _Bad as e:
+            problems.append(Problem(source, no, str(e)))
+            continue
+        pending.append((no, obj, iid, rider, loc))
+    t = parse_many([p[1]["at"] for p in pending], tz) if pending else np.zeros(0)
+    out = []
+    for (no, obj, iid, rider, loc), ti in zip(pending, t, strict=True):
+        if not np.isfinite(ti):
+            problems.append(Problem(source, no, f"unreadable or absurd timestamp {obj['at']!r}"))
+            continue
+        at = obj["at"] if isinstance(obj["at"], str) else iso_local(float(ti), tz)
+        out.append(Incident(iid, rider, float(ti), at, loc))
+    problems.sort(key=lambda p: p.line)
+    return out, problems
+
+
+@dataclass(frozen=True)
+class Feeds:
+    days: dict[str, RiderDay]
+    incidents: list[Incident]
+    problems: list[Problem]
+
+
+def load_dir(directory: Path, tz: str) -> Feeds:
+    """The three files of a rider-day folder. A missing feed counts as empty."""
+    def data(name: str) -> bytes:
+        p = directory / name
+        return p.read_bytes() if p.exists() else b""
+
+    problems: list[Problem] = []
+    events, pr = read_platform(data("platform.jsonl"), "platform.jsonl", tz)
+    problems += pr
+    gps, pr = read_gps(data("gps.jsonl"), "gps.jsonl", tz)
+    problems += pr
+    incidents, pr = read_incidents(data("incidents.jsonl"), "incidents.jsonl", tz)
+    problems += pr
+    return Feeds(build_days(events, gps), incidents, problems)
+
+
+def build_days(events: list[tuple[RawEvent, float]], gps: GpsColumns) -> dict[str, RiderDay]:
+    per = assemble(events)
+    tracks = gps.by_rider()
+    return {r: RiderDay(r, *per.get(r, ((), ())), tracks.get(r, Track.empty())) for r in set(per) | set(tracks)}

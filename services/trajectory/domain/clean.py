@@ -1,0 +1,129 @@
+"""GPS cleaning: sort, de-duplicate, drop poor fixes and teleports. Never modifies its input.
+
+Outliers are judged against their neighbours (a spike away from a consistent neighbourhood), not
+against the last kept fix: a filter that compares each fix with the last one it kept rejects every
+good fix after one real jump across an observation gap; this one does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.geo import haversine_m
+
+from .model import Params, Track
+
+_HALF_WINDOW = 3  # neighbours each side for the spike test
+
+
+@dataclass(frozen=True)
+class CleanReport:
+    raw: int
+    duplicates: int
+    inaccurate: int
+    outliers: int
+    used: int
+    observation_gaps: tuple[tuple[float, float], ...]  # (start, end) with no fix, longer than the limit
+
+    @property
+    def unobserved_s(self) -> float:
+        return float(sum(b - a for a, b in self.observation_gaps))
+
+
+def clean(track: Track, params: Params) -> tuple[Track, CleanReport]:
+    n = len(track)
+    if n == 0:
+        return track, CleanReport(0, 0, 0, 0, 0, ())
+    # Sort by time; ties by accuracy then position, so any permutation of the input gives one answer.
+    acc_key = np.where(np.isnan(track.accuracy), np.inf, track.accuracy)
+    order = np.lexsort((track.lon, track.lat, acc_key, track.t))
+    t, lat, lon, acc = track.t[order], track.lat[order], track.lon[order], track.accuracy[order]
+
+    # Duplicates: the same instant (keep the most accurate, which sorts first), or a repeat of the
+    # previous fix within a second and a couple of metres.
+    same_t = np.zeros(n, dtype=bool)
+    same_t[1:] = t[1:] == t[:-1]
+    near = np.zeros(n, dtype=bool)
+    near[1:] = (np.diff(t) < params.duplicate_window_s) & (
+        haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]) < params.duplicate_radius_m
+    )
+    dup = same_t | near
+    keep = ~dup
+    inaccurate = keep & (acc > params.max_accuracy_m)
+    keep &= ~inaccurate
+    t, lat, lon, acc = t[keep], lat[keep], lon[keep], acc[keep]
+
+    outlier = _spikes(t, lat, lon, params)
+    good = ~outlier
+    out = Track(t[good], lat[good], lon[good], acc[good])
+    gaps = observation_gaps(out.t, params.observation_gap_s)
+    report = CleanReport(
+        raw=n,
+        duplicates=int(dup.sum()),
+        inaccurate=int(inaccurate.sum()),
+        outliers=int(outlier.sum()),
+        used=len(out),
+        observation_gaps=gaps,
+    )
+    return out, report
+
+
+def _spikes(t: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64],
+            params: Params) -> npt.NDArray[np.bool_]:
+    """Fixes far from the median of their neighbours, when those neighbours agree with each other,
+    or reachable only faster than any rider rides. Two passes catch bursts of two."""
+    n = t.shape[0]
+    bad = np.zeros(n, dtype=bool)
+    if n < 3:
+        return bad
+    for _ in range(2):
+        idx = np.flatnonzero(~bad)
+        if idx.size < 3:
+            break
+        tt, la, lo = t[idx], lat[idx], lon[idx]
+        m = idx.size
+        k = min(_HALF_WINDOW, m - 1)
+        pad = np.concatenate([np.full(k, -1), np.arange(m), np.full(k, -1)])
+        win = np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1)  # (m, 2k+1)
+        neigh = np.delete(win, k, axis=1)  # drop the centre
+        valid = neigh >= 0
+        nlat = np.where(valid, la[np.clip(neigh, 0, None)], np.nan)
+        nlon = np.where(valid, lo[np.clip(neigh, 0, None)], np.nan)
+        # only neighbours close in time speak for a fix
+        ndt = np.where(valid, np.abs(tt[np.clip(neigh, 0, None)] - tt[:, None]), np.inf)
+        near_t = ndt <= 600.0
+        nlat = np.where(near_t, nlat, np.nan)
+        nlon = np.where(near_t, nlon, np.nan)
+        enough = np.sum(~np.isnan(nlat), axis=1) >= 2
+        with np.errstate(all="ignore"):
+            mlat = np.nanmedian(nlat, axis=1)
+            mlon = np.nanmedian(nlon, axis=1)
+            d_self = haversine_m(la, lo, mlat, mlon)
+            spread = np.nanmedian(haversine_m(nlat, nlon, mlat[:, None], mlon[:, None]), axis=1)
+        spike = enough & (d_self > np.maximum(150.0, 4.0 * spread))
+        # speed test on both legs
+        d_prev = np.full(m, 0.0)
+        d_prev[1:] = haversine_m(la[:-1], lo[:-1], la[1:], lo[1:])
+        dt_prev = np.full(m, np.inf)
+        dt_prev[1:] = np.maximum(np.diff(tt), 0.5)
+        v_in = d_prev / dt_prev
+        v_out = np.append(v_in[1:], 0.0)
+        v_in_eff = np.where(np.arange(m) == 0, v_out, v_in)
+        v_out_eff = np.where(np.arange(m) == m - 1, v_in, v_out)
+        fast = (np.minimum(v_in_eff, v_out_eff) > params.max_speed_mps) & (np.minimum(d_prev, np.append(d_prev[1:], np.inf)) > 100.0)
+        new = (spike | fast) & ~bad[idx]
+        if not new.any():
+            break
+        bad[idx[new]] = True
+    return bad
+
+
+def observation_gaps(t: npt.NDArray[np.float64], limit_s: float) -> tuple[tuple[float, float], ...]:
+    if t.shape[0] < 2:
+        return ()
+    dt = np.diff(t)
+    i = np.flatnonzero(dt > limit_s)
+    return tuple((float(t[k]), float(t[k + 1])) for k in i)

@@ -1,0 +1,1 @@
+"""Code the Xianjie services share: events, bus, config, time and geo helpers."""
