@@ -9,6 +9,7 @@ values with pendulum. A property test keeps the two parsers in agreement.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -24,6 +25,7 @@ LATEST = pendulum.datetime(2100, 1, 1).timestamp()
 
 _NUMERIC = r"^\s*-?\d+(\.\d+)?\s*$"
 _OFFSET = r"[+-]\d\d:?\d\d$"
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 
 class TimestampError(ValueError):
@@ -80,10 +82,12 @@ def parse_one(value: object, tz: str = DEFAULT_TZ) -> float:
             if text.lstrip("-").replace(".", "", 1).isdigit():
                 t = float(text) / 1000.0
             else:
-                parsed = pendulum.parse(text.replace(" ", "T", 1), tz=tz, strict=True)
+                if not _DATE_TIME.match(text):  # pendulum would complete a bare time with today's date
+                    raise TimestampError(f"not a date and time: {value!r}")
+                parsed = pendulum.parse(text.replace(" ", "T", 1), tz=None, strict=True)
                 if not isinstance(parsed, datetime):
                     raise TimestampError(f"not a date and time: {value!r}")
-                t = parsed.timestamp()
+                t = _local(parsed, tz, value).timestamp() if parsed.tzinfo is None else parsed.timestamp()
         except (ValueError, pendulum.parsing.exceptions.ParserError) as e:
             raise TimestampError(f"unreadable timestamp {value!r}") from e
     else:
@@ -91,6 +95,18 @@ def parse_one(value: object, tz: str = DEFAULT_TZ) -> float:
     if not (EARLIEST <= t < LATEST):
         raise TimestampError(f"absurd timestamp {value!r} (outside 2000-2100)")
     return t
+
+
+def _local(naive: datetime, tz: str, value: object) -> datetime:
+    """A naive wall-clock time in ``tz``, as parse_many reads it: the earlier instant when the clock
+    goes back, TimestampError when the clock jumps over it (pendulum would silently shift it)."""
+    zone = pendulum.timezone(tz)
+    aware = datetime(naive.year, naive.month, naive.day, naive.hour, naive.minute, naive.second,
+                     naive.microsecond, tzinfo=zone, fold=0)
+    back = datetime.fromtimestamp(aware.timestamp(), zone).replace(tzinfo=None)
+    if back != aware.replace(tzinfo=None):
+        raise TimestampError(f"nonexistent local time {value!r} in {tz} (clocks skip it)")
+    return aware
 
 
 def check_zone(tz: str) -> str:

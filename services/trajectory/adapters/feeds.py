@@ -80,6 +80,8 @@ def _fast_frame(data: bytes) -> pl.DataFrame | None:
         df = pl.read_ndjson(io.BytesIO(data), schema=_GPS_SCHEMA)
     except Exception:  # polars refuses the file: read it line by line instead
         return None
+    if df.height != body.count(b"\n") + 1:  # polars skipped a line (whitespace only): numbering would be off
+        return None
     return df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias("line"))
 
 

@@ -253,7 +253,7 @@ def render(says: list[Sentence], lang: str, fmt_time: Any) -> list[str]:
     table = _ZH if lang == "zh" else _EN
     out = []
     for key, vals in says:
-        shown = {k: (fmt_time(v) if k in _TIME_KEYS and isinstance(v, float) and np.isfinite(v) else
+        shown = {k: (_clock(fmt_time(v)) if k in _TIME_KEYS and isinstance(v, float) and np.isfinite(v) else
                      ("—" if v is None else v)) for k, v in vals.items()}
         out.append(table[key].format_map(_Blank(shown)))
     return out
@@ -262,3 +262,8 @@ def render(says: list[Sentence], lang: str, fmt_time: Any) -> list[str]:
 class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "—"
+
+
+def _clock(iso: str) -> str:
+    """``HH:MM:SS`` out of an ISO 8601 local time: sentences say the time of day."""
+    return iso[11:19] if len(iso) >= 19 and iso[10] == "T" else iso

@@ -151,16 +151,26 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
     breaks = (far | ~g.known[None, :]) & upper
     first_break = np.where(breaks.any(axis=1), np.argmax(breaks, axis=1), n)
     certain = np.where(g.known, (first_break - idx) * step, 0.0)
-    possible = (first_far - idx) * step
-    # time before the grid starts / after it ends inside the window is unknown too
+    # possible: the run may continue across unknown stretches; one that ends in a far fix can only
+    # have been spent here minus the time needed to ride to where the rider reappears
+    last_known = np.maximum.accumulate(np.where(g.known, idx, -1))
+    unk_start = np.concatenate([[0], last_known + 1])  # start of the unknown stretch just before j
+    j = first_far
+    u = unk_start[j]
+    jj = np.minimum(j, n - 1)
+    reach = np.hypot(x[jj] - x, y[jj] - y)
+    travel = np.maximum(0.0, np.nan_to_num(reach, nan=0.0) - params.dwell_radius_m) / params.plausible_speed_mps
+    hidden_part = np.where(j < n, np.maximum(0.0, (j - u) * step - travel), 0.0)
+    seen_part = np.where(j < n, (u - idx) * step, (n - idx) * step)
+    possible = np.where(g.known, seen_part + hidden_part, 0.0)
+    # time of the window before the first sample and after the last is unknown as well
     head = max(0.0, float(g.t[0]) - t0)
     tail = max(0.0, t1 - (float(g.t[-1]) + step))
-    possible = possible + np.where(first_far == n, tail, 0.0)
-    possible = np.where(idx == 0, possible + head, possible)
+    possible = possible + np.where(j == n, tail, 0.0) + np.where(idx == 0, head, 0.0)
     # a stay hidden entirely inside an unknown stretch: its length minus the time needed to travel
     hidden = _hidden_stay_bound(g, step, params)
     i = int(np.argmax(certain))
-    best_possible = float(max(possible.max(initial=0.0), hidden, head if n == 0 else 0.0))
+    best_possible = float(max(possible.max(initial=0.0), hidden, head, tail))
     start = float(g.t[i])
     end = float(g.t[min(first_break[i], n - 1)])
     return Dwell(float(certain[i]), best_possible, start, end,

@@ -210,7 +210,7 @@ def build_timeline(orders: tuple[Order, ...], presence: tuple[PresenceEvent, ...
             else:
                 phase, why = Phase.TO_PICKUP, "accepted"
         else:
-            while gaps[gi].end <= mid:
+            while gi < len(gaps) - 1 and gaps[gi].end <= mid:
                 gi += 1
             gap = gaps[gi]
             ids = tuple(o.order_id for o in (gap.prev, gap.next) if o is not None)
@@ -227,6 +227,8 @@ def build_timeline(orders: tuple[Order, ...], presence: tuple[PresenceEvent, ...
 
 
 def _mid(a: float, b: float) -> float:
+    if not (np.isfinite(a) or np.isfinite(b)):
+        return 0.0
     if not np.isfinite(a):
         return b - 1.0
     if not np.isfinite(b):

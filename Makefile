@@ -1,0 +1,46 @@
+# Xianjie: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench clean-var
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: the main job on the embedded default (the seed case, end to end); artefacts in var/demo/
+demo: $(STAMP)
+	$(BIN)/python -m services demo
+
+## test: lint, types, and the whole test suite
+test: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared services tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy shared services/trajectory/domain
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
+
+## bench: assess on a generated day of ~1M pings vs the stdlib json parse of the same files
+bench: $(STAMP)
+	$(BIN)/python -m bench.assess
+
+## lock: re-pin dependencies after editing pyproject.toml
+lock: $(STAMP)
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev -o requirements.lock
+
+clean-var:
+	rm -rf var/
