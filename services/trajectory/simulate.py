@@ -76,6 +76,7 @@ AMBIGUITY_MARGIN_S = 30.0
 TS_STYLES: tuple[str, ...] = ("iso", "z", "naive", "epoch")
 _SECOND_STYLES = np.array([True, False, True, False])  # styles written to the whole second
 GPS_CRS_FIELD: tuple[str | None, ...] = (None, "wgs84", "gcj02", "bd09")  # code 0: no field
+_GPS_CRS: tuple[Crs, ...] = ("wgs84", "wgs84", "gcj02", "bd09")  # the crs of each code
 
 _M_PER_DEG = math.pi / 180.0 * EARTH_RADIUS_M
 _COS_ORIGIN = math.cos(math.radians(ORIGIN_LAT))
@@ -538,7 +539,7 @@ class _Path:
 
 
 @dataclass(frozen=True, eq=False)
-class _World:
+class World:
     merchants: FloatArr  # (m, 2) true doors, local metres
     hotspots: FloatArr  # (k, 2) commercial streets riders wait around
     geocode_offset: dict[str, FloatArr]  # platform -> (m, 2) offset of its merchant geocode
@@ -550,14 +551,14 @@ def _offsets(rng: np.random.Generator, n: int, lo: float, hi: float) -> FloatArr
     return np.column_stack([r * np.cos(ang), r * np.sin(ang)])
 
 
-def _make_world(rng: np.random.Generator, dirt: Dirt) -> _World:
+def make_world(rng: np.random.Generator, dirt: Dirt) -> World:
     hotspots = np.clip(rng.normal(0.0, 1300.0, (8, 2)), -3000.0, 3000.0)
     clustered = np.repeat(hotspots, 12, axis=0) + rng.normal(0.0, 80.0, (96, 2))
     scattered = rng.uniform(-3500.0, 3500.0, (20, 2))
     merchants = np.vstack([clustered, scattered])
     lo, hi = dirt.geocode_error_m
     geo = {p: _offsets(rng, len(merchants), lo, hi) for p in PLATFORMS}
-    return _World(merchants, hotspots, geo)
+    return World(merchants, hotspots, geo)
 
 
 @dataclass
@@ -582,7 +583,7 @@ class _Planner:
     """Plans one rider's shift: presence, orders, gaps and the true path."""
 
     def __init__(
-        self, rng: np.random.Generator, opts: SimOptions, world: _World, day0: float
+        self, rng: np.random.Generator, opts: SimOptions, world: World, day0: float
     ) -> None:
         self.rng, self.opts, self.world = rng, opts, world
         self.shift_start = day0 + rng.uniform(8.5, 11.0) * 3600.0
@@ -615,12 +616,13 @@ class _Planner:
         self.online[platform] = on
 
     def _all_offline(self, t: float) -> list[str]:
-        was = [p for p in PLATFORMS if self.online[p]]
+        was = [p for p in self.platforms if self.online[p]]  # primary first
         for p in was:
             self._set(p, False, t + self.rng.uniform(0.0, 12.0))
         return was
 
     def _all_online(self, t: float, platforms: list[str]) -> None:
+        platforms = [self.primary] + [p for p in platforms if p != self.primary]
         for k, p in enumerate(platforms):
             self._set(p, True, t + (self.rng.uniform(0.0, 60.0) if k else 0.0))
 
@@ -628,9 +630,10 @@ class _Planner:
         p = self.secondary
         if p is None or t1 - t0 < 60.0:
             return
-        if not self.online[p] and t1 > self.secondary_join and self.rng.random() < 0.8:
-            self._set(p, True, self.rng.uniform(max(t0, self.secondary_join) + 10.0, t1 - 10.0))
-        elif self.online[p] and self.rng.random() < 0.08:
+        first = max(t0, self.secondary_join) + 10.0
+        if not self.online[p] and t1 - 10.0 > first and self.rng.random() < 0.8:
+            self._set(p, True, self.rng.uniform(first, t1 - 10.0))
+        elif self.online[p] and self.online[self.primary] and self.rng.random() < 0.08:
             self._set(p, False, self.rng.uniform(t0 + 10.0, t1 - 10.0))
 
     # motion --------------------------------------------------------------------------------
@@ -670,7 +673,6 @@ class _Planner:
 
     def _new_order(self, t: float, near: XY | None = None) -> _Order:
         rng = self.rng
-        platform = [q for q in PLATFORMS if self.online[q]][0]
         choices = [q for q in PLATFORMS if self.online[q]]
         platform = choices[rng.integers(len(choices))]
         ref = np.asarray(near if near is not None else self.path.pos)
@@ -683,12 +685,12 @@ class _Planner:
         r = math.hypot(cx, cy)
         if r > _CITY_RADIUS_M:
             cx, cy = cx * _CITY_RADIUS_M / r, cy * _CITY_RADIUS_M / r
-        (ox, oy), = _offsets(rng, 1, *self.opts.dirt.geocode_error_m)
+        ox, oy = _offsets(rng, 1, *self.opts.dirt.geocode_error_m)[0]
         order = _Order(len(self.orders), platform, m, (cx, cy), (ox, oy), t)
         self.orders.append(order)
         return order
 
-    def _merchant_xy(self, o: _Order) -> XY:
+    def merchant_xy(self, o: _Order) -> XY:
         mx, my = self.world.merchants[o.merchant]
         return float(mx), float(my)
 
@@ -705,7 +707,7 @@ class _Planner:
 
     def _to_merchant(self, o: _Order) -> None:
         rng = self.rng
-        o.door_arrival = self._ride(self._merchant_xy(o))
+        o.door_arrival = self._ride(self.merchant_xy(o))
         wait = rng.uniform(60.0, 480.0) if rng.random() < 0.9 else rng.uniform(480.0, 960.0)
         o.picked_up = o.door_arrival + wait
         self.path.stay_until(o.picked_up)
@@ -723,7 +725,7 @@ class _Planner:
         a = self._new_order(p.now)
         if r < self.opts.cancel_rate:
             t_cancel = p.now + rng.uniform(60.0, 600.0)
-            arrival = self._ride(self._merchant_xy(a))
+            arrival = self._ride(self.merchant_xy(a))
             if arrival >= t_cancel:
                 p.truncate(t_cancel)
             else:
@@ -737,7 +739,7 @@ class _Planner:
         if r < self.opts.cancel_rate + self.opts.stacking_rate / 2:
             # second order accepted before the first is picked up: both pick-ups, then both drops
             b = self._new_order(rng.uniform(a.accepted + 30.0, a.picked_up - 10.0),
-                                near=self._merchant_xy(a))
+                                near=self.merchant_xy(a))
             self._to_merchant(b)
             self._to_customer(a)
             self._to_customer(b)
@@ -948,9 +950,10 @@ def _timeline(truth: RiderTruth, breaks: Sequence[float], *, latched: bool) -> l
     return spans
 
 
-def _rider_truth(
-    base: RiderTruth, orders_raw: Sequence[tuple[str, str, XY, XY, dict[str, float]]]
-) -> RiderTruth:
+_OrderEvents: TypeAlias = tuple[str, str, XY, XY, dict[str, float]]  # id, platform, doors, times
+
+
+def _rider_truth(base: RiderTruth, orders_raw: Sequence[_OrderEvents]) -> RiderTruth:
     """Fill in orders, gaps and timelines of a RiderTruth from the written event times."""
     tk, xk, yk = base.knots_t, base.knots_x, base.knots_y
     orders: list[OrderTruth] = []
@@ -991,8 +994,8 @@ def _rider_truth(
 
 def _platform_records(
     rng: np.random.Generator, opts: SimOptions, plan: _Planner, rider_id: str, index: int
-) -> tuple[list[Record], list[tuple[str, str, XY, XY, dict[str, float]]]]:
-    """The rider's platform lines (file order) and each order's event times as written."""
+) -> tuple[list[Record], list[_OrderEvents], list[tuple[float, str, bool]]]:
+    """The rider's platform lines (file order), each order's and presence times as written."""
     dirt = opts.dirt
     events: list[tuple[float, int, str, str, str, _Order | None]] = []
     for o in plan.orders:
@@ -1049,15 +1052,14 @@ def _platform_records(
         if rng.random() < dirt.platform_reorder_rate:
             records[i], records[i + 1] = records[i + 1], records[i]
 
-    plan.presence = presence_written
     orders_raw = []
     for o in plan.orders:
         ev = times[o.seq]
         if o.door_arrival is not None:
             ev["door_arrival"] = o.door_arrival
         orders_raw.append((f"{ORDER_PREFIX[o.platform]}{prefix}{o.seq:03d}", o.platform,
-                           plan._merchant_xy(o), o.customer_xy, ev))
-    return records, orders_raw
+                           plan.merchant_xy(o), o.customer_xy, ev))
+    return records, orders_raw, presence_written
 
 
 def _renewal(rng: np.random.Generator, t0: float, t1: float, lo: float, hi: float) -> FloatArr:
@@ -1119,8 +1121,7 @@ def _sample_gps(
 
     true_lat, true_lon = xy_to_latlon(x, y)
     meas_lat, meas_lon = xy_to_latlon(mx, my)
-    crs = GPS_CRS_FIELD[crs_code] or "wgs84"
-    lat, lon = from_wgs84(meas_lat, meas_lon, crs)  # type: ignore[arg-type]
+    lat, lon = from_wgs84(meas_lat, meas_lon, _GPS_CRS[crs_code])
 
     speed = np.hypot(svx, svy)
     speed_f = np.round(np.maximum(speed + rng.normal(0.0, 0.4, n), 0.0), 2)
@@ -1217,10 +1218,10 @@ def _incidents(
             if rng.random() < 0.25:  # the rider remembers where he was 10-15 min off
                 shift = float(rng.choice([-1.0, 1.0]) * rng.uniform(600.0, 900.0))
                 shift = float(np.clip(t + shift, g0, g1) - t)
-            la, lo = truth.position(t + shift)
-            (ox, oy), = rng.normal(0.0, 8.0, (1, 2))
-            lat, lon = xy_to_latlon(ox, oy)
-            location = (float(la + lat - ORIGIN_LAT), float(lo + lon - ORIGIN_LON))
+            x = np.interp(t + shift, truth.knots_t, truth.knots_x) + rng.normal(0.0, 8.0)
+            y = np.interp(t + shift, truth.knots_t, truth.knots_y) + rng.normal(0.0, 8.0)
+            lat, lon = xy_to_latlon(x, y)
+            location = (float(lat), float(lon))
             crs: Crs = "gcj02" if rng.random() < opts.dirt.incident_crs_rate else "wgs84"
             wlat, wlon = from_wgs84(location[0], location[1], crs)
             rec["location"] = {"lat": float(_round6(wlat)), "lon": float(_round6(wlon))}
@@ -1234,7 +1235,7 @@ def _incidents(
 
 
 @dataclass(frozen=True, eq=False)
-class _RiderDay:
+class RiderDay:
     platform: list[Record]
     gps: GpsColumns
     incidents: list[Record]
@@ -1244,13 +1245,13 @@ class _RiderDay:
 
 
 def simulate_rider(
-    rng: np.random.Generator, opts: SimOptions, world: _World, index: int, day0: float
-) -> _RiderDay:
+    rng: np.random.Generator, opts: SimOptions, world: World, index: int, day0: float
+) -> RiderDay:
     """Plan, observe and judge one rider's day."""
     rider_id = f"R{opts.seed % 100:02d}{index:03d}"
     plan = _Planner(rng, opts, world, day0)
     plan.run()
-    platform, orders_raw = _platform_records(rng, opts, plan, rider_id, index)
+    platform, orders_raw, presence = _platform_records(rng, opts, plan, rider_id, index)
     dirt = opts.dirt
     skew_ms = 0
     if dirt.max_skew_s > 0 and rng.random() < 0.8:
@@ -1260,19 +1261,19 @@ def simulate_rider(
     if crs_name == "wgs84" and rng.random() < 0.5:
         crs_code = 0
     tk, xk, yk = plan.path.arrays()
-    online_times = [t for t, _, _ in plan.presence]
+    online_times = [t for t, _, _ in presence]
     phone_off = plan.phone_off + _outages(rng, dirt, plan.gps_span)
     base = RiderTruth(
         rider_id=rider_id, index=index, skew_s=skew_ms / 1000.0, gps_crs=crs_name,
         platforms=plan.platforms, knots_t=tk, knots_x=xk, knots_y=yk, orders=(),
-        presence=tuple(plan.presence), online=(), gaps=(), timeline=(), changes=(),
+        presence=tuple(presence), online=(), gaps=(), timeline=(), changes=(),
         window=(min(online_times) - 4500.0, max(online_times) + 4500.0),
         gps_span=plan.gps_span, phone_off=tuple(_merge_spans(phone_off)),
     )
     truth = _rider_truth(base, orders_raw)
     gps = _sample_gps(rng, opts, truth, skew_ms, crs_code)
     incidents, lines, facts = _incidents(rng, opts, truth)
-    return _RiderDay(platform, gps, incidents, lines, truth, facts)
+    return RiderDay(platform, gps, incidents, lines, truth, facts)
 
 
 # --- The day ----------------------------------------------------------------------------
@@ -1345,7 +1346,7 @@ def generate_day(rng: np.random.Generator, opts: SimOptions) -> Day:
     if opts.riders < 1 or opts.hours <= 1.0 or opts.interval_s <= 0.5:
         raise ValueError("need riders >= 1, hours > 1 and interval_s > 0.5")
     day0 = local_midnight(opts.date)
-    world = _make_world(rng, opts.dirt)
+    world = make_world(rng, opts.dirt)
     *rider_rngs, post = rng.spawn(opts.riders + 1)
     days = [simulate_rider(r, opts, world, i, day0) for i, r in enumerate(rider_rngs)]
     rider_ids = tuple(d.truth.rider_id for d in days)
