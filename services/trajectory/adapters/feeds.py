@@ -54,12 +54,12 @@ class GpsColumns:
     def by_rider(self) -> dict[str, Track]:
         if self.t.size == 0:
             return {}
-        codes, inverse = np.unique(self.rider.astype(str), return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(codes.size + 1))
+        # group in polars: sorting a million Python strings would cost more than the rest
+        groups = (pl.DataFrame({"r": pl.Series(self.rider, dtype=pl.String)}).with_row_index("i")
+                  .group_by("r").agg(pl.col("i")))
         out: dict[str, Track] = {}
-        for k, rid in enumerate(codes):
-            sel = order[bounds[k]:bounds[k + 1]]
+        for rid, idx in groups.iter_rows():
+            sel = np.asarray(idx, dtype=np.int64)
             out[str(rid)] = Track(self.t[sel], self.lat[sel], self.lon[sel], self.accuracy[sel])
         return out
 
@@ -80,7 +80,7 @@ def _fast_frame(data: bytes) -> pl.DataFrame | None:
         df = pl.read_ndjson(io.BytesIO(data), schema=_GPS_SCHEMA)
     except Exception:  # polars refuses the file: read it line by line instead
         return None
-    if df.height != body.count(b"\n") + 1:  # polars skipped a line (whitespace only): numbering would be off
+    if df.height != body.rstrip(b"\n").count(b"\n") + 1:  # polars skipped a whitespace-only line
         return None
     return df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias("line"))
 
@@ -99,8 +99,10 @@ def _num(v: Any) -> float | None:
 
 
 def _text(v: Any) -> str | None:
-    if v is None or isinstance(v, bool):
+    if v is None:
         return None
+    if isinstance(v, bool):  # as polars renders it on the fast path, so that both paths agree
+        return "true" if v else "false"
     if isinstance(v, str | int | float):
         return str(v)
     return orjson.dumps(v).decode()

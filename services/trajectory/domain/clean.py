@@ -7,6 +7,7 @@ good fix after one real jump across an observation gap; this one does not.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,7 +99,8 @@ def _spikes(t: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], lon: npt.N
         nlat = np.where(near_t, nlat, np.nan)
         nlon = np.where(near_t, nlon, np.nan)
         enough = np.sum(~np.isnan(nlat), axis=1) >= 2
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are handled by `enough`
             mlat = np.nanmedian(nlat, axis=1)
             mlon = np.nanmedian(nlon, axis=1)
             d_self = haversine_m(la, lo, mlat, mlon)

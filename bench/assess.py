@@ -1,0 +1,86 @@
+"""`make bench`: the batch assessment of a generated day of ~1M pings (130 riders, 5 s, ISO
+timestamps) beside the time the standard library's json takes merely to parse the same files.
+
+Each measured command runs as its own process; wall time and that process's peak resident memory
+(from wait4) are reported, best and median of a few runs. Target: assess no slower than the parse,
+under 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+PARSE_ONLY = """
+import json, sys
+for name in ("platform.jsonl", "gps.jsonl", "incidents.jsonl"):
+    with open(sys.argv[1] + "/" + name, encoding="utf-8") as f:
+        for line in f:
+            json.loads(line)
+"""
+
+
+def measure(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    t = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        p = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.PIPE, cwd=ROOT)
+        _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    err = p.stderr.read().decode() if p.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
+    return wall, usage.ru_maxrss / 1024.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dir", default=str(ROOT / "var" / "bench" / "day-1m"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--regenerate", action="store_true")
+    args = ap.parse_args(argv)
+    day = Path(args.dir)
+    if args.regenerate or not (day / "gps.jsonl").exists():
+        print(f"generating the benchmark day in {day} ...", flush=True)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "services.trajectory", "simulate", str(day), "--preset", "bench"],
+                       check=True, cwd=ROOT)
+        print(f"  generated in {time.perf_counter() - t:.1f} s")
+    pings = sum(1 for _ in open(day / "gps.jsonl", "rb"))
+    events = sum(1 for _ in open(day / "platform.jsonl", "rb"))
+    incidents = sum(1 for _ in open(day / "incidents.jsonl", "rb"))
+    size = sum((day / n).stat().st_size for n in ("gps.jsonl", "platform.jsonl", "incidents.jsonl")) / 2**20
+    print(f"day: {pings:,} pings, {events:,} platform events, {incidents:,} incidents, {size:.0f} MiB")
+
+    rows = {}
+    for label, cmd in (
+        ("json.loads every line (stdlib)", [sys.executable, "-c", PARSE_ONLY, str(day)]),
+        ("assess DIR", [sys.executable, "-m", "services.trajectory", "assess", str(day)]),
+    ):
+        runs = [measure(cmd) for _ in range(args.runs)]
+        walls = [w for w, _ in runs]
+        rows[label] = {"best_s": min(walls), "median_s": statistics.median(walls), "peak_rss_mib": max(r for _, r in runs)}
+    print(f"\n| {'command':<32} | best (s) | median (s) | peak RSS (MiB) |")
+    print(f"|{'-' * 34}|---------:|-----------:|---------------:|")
+    for label, r in rows.items():
+        print(f"| {label:<32} | {r['best_s']:8.2f} | {r['median_s']:10.2f} | {r['peak_rss_mib']:14.0f} |")
+    parse, ours = rows["json.loads every line (stdlib)"], rows["assess DIR"]
+    ratio = ours["median_s"] / parse["median_s"]
+    print(f"\nassess / json parse (median): {ratio:.2f}  (target <= 1.00); peak memory {ours['peak_rss_mib']:.0f} MiB (target < 1024)")
+    out = ROOT / "var" / "bench" / "assess.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps({"pings": pings, "events": events, "incidents": incidents, **rows, "ratio": ratio},
+                                 option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
