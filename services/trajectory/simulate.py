@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import datetime
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -331,25 +332,39 @@ class GpsColumns:
 
     def records(self) -> list[Record]:
         """The JSON objects of the lines, in file order."""
-        ts = format_ts(self.ts_ms, self.style)
-        rid = np.asarray(self.rider_ids, dtype=object)[self.rider].tolist()
-        crs = np.asarray(GPS_CRS_FIELD, dtype=object)[self.crs].tolist()
-        acc, spd, hdg = self.accuracy_m.tolist(), self.speed_mps.tolist(), self.heading_deg.tolist()
-        out: list[Record] = []
-        for r, t, la, lo, a, s, h, c in zip(
-            rid, ts, self.lat.tolist(), self.lon.tolist(), acc, spd, hdg, crs, strict=True
-        ):
-            d: Record = {"rider_id": r, "ts": t, "lat": la, "lon": lo}
-            if a == a:
-                d["accuracy_m"] = a
-            if s == s:
-                d["speed_mps"] = s
-            if h == h:
-                d["heading_deg"] = h
-            if c is not None:
-                d["crs"] = c
-            out.append(d)
-        return out
+        return list(self.iter_records())
+
+    def iter_records(self, chunk: int = 65536) -> Iterator[Record]:
+        """The JSON objects of the lines, built a chunk of columns at a time."""
+        rider_ids = np.asarray(self.rider_ids, dtype=object)
+        crs_field = np.asarray(GPS_CRS_FIELD, dtype=object)
+        for lo in range(0, len(self), chunk):
+            part = slice(lo, lo + chunk)
+            yield from zip_records(
+                rider_ids[self.rider[part]].tolist(),
+                format_ts(self.ts_ms[part], self.style[part]),
+                self.lat[part].tolist(), self.lon[part].tolist(),
+                self.accuracy_m[part].tolist(), self.speed_mps[part].tolist(),
+                self.heading_deg[part].tolist(), crs_field[self.crs[part]].tolist(),
+            )
+
+
+def zip_records(
+    rid: list[str], ts: list[str | int], lat: list[float], lon: list[float],
+    acc: list[float], spd: list[float], hdg: list[float], crs: list[str | None],
+) -> Iterator[Record]:
+    """GPS line objects from column lists; NaN or None leaves an optional field out."""
+    for r, t, la, lo, a, s, h, c in zip(rid, ts, lat, lon, acc, spd, hdg, crs, strict=True):
+        d: Record = {"rider_id": r, "ts": t, "lat": la, "lon": lo}
+        if a == a:
+            d["accuracy_m"] = a
+        if s == s:
+            d["speed_mps"] = s
+        if h == h:
+            d["heading_deg"] = h
+        if c is not None:
+            d["crs"] = c
+        yield d
 
 
 @dataclass(frozen=True, eq=False)
@@ -376,7 +391,7 @@ def xy_to_latlon(x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[FloatArr, FloatArr
 
 
 def _round6(a: npt.ArrayLike) -> FloatArr:
-    return np.round(np.asarray(a, dtype=np.float64), 6)
+    return np.asarray(a, dtype=np.float64).round(6)
 
 
 def _in_spans(spans: Sequence[Span], t: float) -> bool:
@@ -395,7 +410,7 @@ def _merge_spans(spans: Sequence[Span]) -> list[Span]:
 
 def local_midnight(date: str) -> float:
     """Epoch seconds of 00:00 Asia/Shanghai on an ISO date."""
-    d = pendulum.parse(date, tz=LOCAL_TZ)
+    d = datetime.date.fromisoformat(date)
     return float(pendulum.datetime(d.year, d.month, d.day, tz=LOCAL_TZ).timestamp())
 
 
@@ -497,9 +512,7 @@ class _Path:
         x0, y0 = self.pos
         dx, dy = end[0] - x0, end[1] - y0
         length = math.hypot(dx, dy)
-        if length < 0.5:
-            if length > 0.0:
-                self._append(self.now + 1.0, *end)
+        if length < 0.5:  # already there
             return
         n = max(1, round(length / rng.uniform(120.0, 260.0)))
         frac = np.arange(1, n + 1) / n
@@ -658,7 +671,7 @@ class _Planner:
         r = max(math.hypot(x, y), 1.0)
         return x - 400.0 * x / r, y - 400.0 * y / r
 
-    def _wander(self, until: float, max_stop_s: float = 420.0) -> None:
+    def _wander(self, until: float, max_stop_s: float = 450.0) -> None:
         """Cruise between hotspots with short stops until ``until``."""
         p = self.path
         if until <= p.now:
@@ -775,10 +788,14 @@ class _Planner:
         """Time between orders, ending at the next acceptance (path.now)."""
         rng, p = self.rng, self.path
         t0, kind = p.now, self._gap_kind()
-        if kind == "connect":  # short and moving: connecting
+        if kind == "connect":  # short, moving, stops under 8 min: connecting
             length = (rng.uniform(0.5, 12.0) if rng.random() < 0.7 else rng.uniform(12.0, 27.0))
+            end = t0 + length * 60.0
             p.stay(min(rng.uniform(0.0, 240.0), length * 60.0))
-            self._wander(t0 + length * 60.0)
+            if end - p.now > 660.0 and rng.random() < 0.5:  # a short stop on the way
+                self._wander(p.now + rng.uniform(60.0, end - p.now - 540.0), 120.0)
+                p.stay(rng.uniform(240.0, 480.0))
+            self._wander(end)
         elif kind == "dwell_short":  # short, but one stop of 12-20 min: idle
             length = rng.uniform(15.0, 27.0) * 60.0
             dwell = rng.uniform(720.0, min(length - 60.0, 1200.0))
@@ -892,7 +909,8 @@ def _anchor_dwell(ts: FloatArr, xs: FloatArr, ys: FloatArr, radius: float) -> Fl
     d2 = (xs[:, None] - xs[None, :]) ** 2 + (ys[:, None] - ys[None, :]) ** 2
     out = np.triu(d2 > radius * radius, 1)
     first_out = np.where(out.any(axis=1), out.argmax(axis=1), n)
-    return ts[first_out - 1] - ts
+    stay: FloatArr = ts[first_out - 1] - ts
+    return stay
 
 
 def _gap_truth(
@@ -1034,19 +1052,19 @@ def _platform_records(
     records: list[Record] = []
     times: dict[int, dict[str, float]] = {o.seq: {} for o in plan.orders}
     presence_written: list[tuple[float, str, bool]] = []
-    for k, ((_, _, kind, typ, platform, o), t_ms, t_str) in enumerate(
+    for k, ((_, _, kind, typ, platform, order), t_ms, t_str) in enumerate(
         zip(events, ms.tolist(), ts, strict=True)
     ):
         rec: Record = {"event_id": f"ev-{opts.seed}-{index}-{k}", "kind": kind, "type": typ,
                        "rider_id": rider_id, "platform": platform, "ts": t_str}
-        if o is None:
+        if order is None:
             presence_written.append((t_ms / 1000.0, platform, typ == "online"))
         else:
-            rec["order_id"] = f"{ORDER_PREFIX[platform]}{prefix}{o.seq:03d}"
-            rec["merchant"], rec["customer"] = geo[o.seq]
+            rec["order_id"] = f"{ORDER_PREFIX[platform]}{prefix}{order.seq:03d}"
+            rec["merchant"], rec["customer"] = geo[order.seq]
             if crs_of[platform] != "wgs84" or explicit_wgs[platform]:
                 rec["crs"] = crs_of[platform]
-            times[o.seq][typ] = t_ms / 1000.0
+            times[order.seq][typ] = t_ms / 1000.0
         records.append(rec)
     for i in range(len(records) - 1):
         if rng.random() < dirt.platform_reorder_rate:
@@ -1124,11 +1142,11 @@ def _sample_gps(
     lat, lon = from_wgs84(meas_lat, meas_lon, _GPS_CRS[crs_code])
 
     speed = np.hypot(svx, svy)
-    speed_f = np.round(np.maximum(speed + rng.normal(0.0, 0.4, n), 0.0), 2)
+    speed_f = np.maximum(speed + rng.normal(0.0, 0.4, n), 0.0).round(2)
     speed_f[rng.random(n) >= dirt.speed_field_rate] = np.nan
-    heading = np.round((np.degrees(np.arctan2(svx, svy)) + rng.normal(0.0, 6.0, n)) % 360.0, 1)
+    heading = ((np.degrees(np.arctan2(svx, svy)) + rng.normal(0.0, 6.0, n)) % 360.0).round(1)
     heading[(rng.random(n) >= dirt.heading_field_rate) | (speed < 0.05)] = np.nan
-    acc_f = np.round(acc, 1)
+    acc_f = acc.round(1)
     acc_f[rng.random(n) >= dirt.accuracy_field_rate] = np.nan
 
     return GpsColumns(
@@ -1297,7 +1315,7 @@ _GARBAGE_KINDS = {
     "platform.jsonl": ("not_json", "missing_field", "bad_coord", "bad_ts", "unknown_type"),
     "gps.jsonl": ("not_json", "missing_field", "bad_coord", "bad_ts", "bad_type"),
 }
-_BAD_TS = ("2026-13-45T25:61:00+08:00", "yesterday", "", "NaN", "2026-05-14T14:02")
+_BAD_TS = ("2026-13-45T25:61:00+08:00", "yesterday", "", "NaN", "2026-05-14 24:30:99")
 
 
 def _garbage_text(rng: np.random.Generator, kind: str, sample: Record) -> str:
@@ -1334,9 +1352,11 @@ def _garbage(
     after = np.sort(rng.integers(0, n_valid + 1, n))
     kinds = _GARBAGE_KINDS[file]
     out = []
+    orders = [r for r in samples if "merchant" in r]
     for j, k in enumerate(after.tolist()):
         kind = kinds[int(rng.integers(len(kinds)))]
-        sample = samples[int(rng.integers(len(samples)))]
+        pool = orders if kind == "bad_coord" and file == "platform.jsonl" and orders else samples
+        sample = pool[int(rng.integers(len(pool)))]
         out.append(GarbageLine(file, k + j + 1, kind, _garbage_text(rng, kind, sample)))
     return out
 
@@ -1376,25 +1396,24 @@ def simulate(opts: SimOptions) -> Day:
 _NL = orjson.OPT_APPEND_NEWLINE
 
 
-def _write_lines(path: Path, records: Sequence[Record], garbage: Sequence[GarbageLine]) -> None:
-    lines = [orjson.dumps(r, option=_NL) for r in records]
-    for g in sorted(garbage, key=lambda g: g.line_no):
-        lines.insert(g.line_no - 1, g.text.encode() + b"\n")
-    with path.open("wb") as f:
-        f.write(b"".join(lines))
+def _write_lines(path: Path, records: Iterable[Record], garbage: Sequence[GarbageLine]) -> None:
+    """One JSON object per line, with the garbage lines at their line numbers.
 
-
-def _write_gps(path: Path, gps: GpsColumns, garbage: Sequence[GarbageLine]) -> None:
-    records = gps.records()
+    Lines go straight to the (buffered) file: holding a million orjson outputs alive at
+    once is slow and memory-hungry.
+    """
     bad = sorted(garbage, key=lambda g: g.line_no)
-    with path.open("wb") as f:
-        done = 0  # valid records written so far
-        for j, g in enumerate(bad):
-            upto = g.line_no - 1 - j
-            f.write(b"".join(orjson.dumps(r, option=_NL) for r in records[done:upto]))
+    j = 0
+    line_no = 1
+    with path.open("wb", buffering=1 << 20) as f:
+        for rec in records:
+            while j < len(bad) and bad[j].line_no == line_no:
+                f.write(bad[j].text.encode() + b"\n")
+                j, line_no = j + 1, line_no + 1
+            f.write(orjson.dumps(rec, option=_NL))
+            line_no += 1
+        for g in bad[j:]:
             f.write(g.text.encode() + b"\n")
-            done = upto
-        f.write(b"".join(orjson.dumps(r, option=_NL) for r in records[done:]))
 
 
 def write_day(out_dir: Path, day: Day) -> None:
@@ -1403,14 +1422,14 @@ def write_day(out_dir: Path, day: Day) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     by_file = {f: [g for g in day.garbage if g.file == f] for f in _GARBAGE_KINDS}
     _write_lines(out_dir / "platform.jsonl", day.platform, by_file["platform.jsonl"])
-    _write_gps(out_dir / "gps.jsonl", day.gps, by_file["gps.jsonl"])
+    _write_lines(out_dir / "gps.jsonl", day.gps.iter_records(), by_file["gps.jsonl"])
     _write_lines(out_dir / "incidents.jsonl", day.incidents, [])
     _write_lines(out_dir / "truth.jsonl", day.truth, [])
 
 
 def write_manifest(path: Path, day: Day) -> None:
     """A side file for debugging an engine: options, per-rider skew and crs, garbage lines."""
-    doc = {
+    doc: dict[str, Any] = {
         "options": {f.name: getattr(day.options, f.name) for f in fields(day.options)},
         "riders": [{"rider_id": r.rider_id, "skew_s": r.skew_s, "gps_crs": r.gps_crs,
                     "platforms": list(r.platforms)} for r in day.riders],
