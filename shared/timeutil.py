@@ -10,6 +10,7 @@ values with pendulum. A property test keeps the two parsers in agreement.
 from __future__ import annotations
 
 import re
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -118,11 +119,16 @@ def check_zone(tz: str) -> str:
     return tz
 
 
+@functools.lru_cache(maxsize=16)
+def _zone(tz: str) -> pendulum.Timezone:
+    return pendulum.timezone(tz)  # type: ignore[return-value]
+
+
 def iso_local(t: float, tz: str = DEFAULT_TZ) -> str:
     """ISO 8601 with the zone's offset, to the second: what users read and what we print."""
-    return str(pendulum.from_timestamp(round(t), tz=tz).isoformat())
+    return str(pendulum.from_timestamp(round(t), tz=_zone(tz)).isoformat())
 
 
 def hm_local(t: float, tz: str = DEFAULT_TZ) -> str:
     """Wall-clock ``HH:MM:SS`` in the zone, for sentences."""
-    return str(pendulum.from_timestamp(round(t), tz=tz).format("HH:mm:ss"))
+    return str(pendulum.from_timestamp(round(t), tz=_zone(tz)).format("HH:mm:ss"))

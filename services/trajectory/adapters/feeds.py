@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +201,7 @@ class RawEvent:
     order_id: str | None
     merchant: tuple[float, float] | None
     customer: tuple[float, float] | None
+    crs: str = "wgs84"  # of merchant and customer; WGS-84 once read_platform returns
 
 
 def _lines(data: bytes, source: str, problems: list[Problem]) -> Iterable[tuple[int, dict[str, Any]]]:
@@ -232,7 +233,8 @@ def _req_str(obj: dict[str, Any], key: str) -> str:
     return v
 
 
-def _place(obj: dict[str, Any], key: str, crs: str) -> tuple[float, float] | None:
+def _place(obj: dict[str, Any], key: str) -> tuple[float, float] | None:
+    """A validated place, still in its record's coordinate system."""
     v = obj.get(key)
     if v is None:
         return None
@@ -241,8 +243,7 @@ def _place(obj: dict[str, Any], key: str, crs: str) -> tuple[float, float] | Non
     la, lo = _num(v.get("lat")), _num(v.get("lon"))
     if la is None or lo is None or not bool(valid_latlon(la, lo)) or (la == 0 and lo == 0):
         raise _Bad(f"impossible coordinate in {key!r}: {v!r}")
-    wl, wo = to_wgs84(la, lo, crs)  # type: ignore[arg-type]
-    return float(wl), float(wo)
+    return la, lo
 
 
 def _crs(obj: dict[str, Any]) -> str:
@@ -269,7 +270,7 @@ def read_platform(data: bytes, source: str, tz: str) -> tuple[list[tuple[RawEven
                     raise _Bad(f"unknown order event type {typ!r} (expected one of {', '.join(ORDER_TYPES)})")
                 crs = _crs(obj)
                 ev = RawEvent(no, _opt_str(obj.get("event_id")), kind, typ, rider, _opt_str(obj.get("platform")) or "",
-                              obj["ts"], _req_str(obj, "order_id"), _place(obj, "merchant", crs), _place(obj, "customer", crs))
+                              obj["ts"], _req_str(obj, "order_id"), _place(obj, "merchant"), _place(obj, "customer"), crs)
             elif kind == "presence":
                 if typ not in PRESENCE_TYPES:
                     raise _Bad(f"unknown presence event type {typ!r} (expected online or offline)")
@@ -281,6 +282,7 @@ def read_platform(data: bytes, source: str, tz: str) -> tuple[list[tuple[RawEven
             problems.append(Problem(source, no, str(e)))
             continue
         events.append(ev)
+    events = _to_wgs84(events)
     t = parse_many([e.ts for e in events], tz) if events else np.zeros(0)
     out: list[tuple[RawEvent, float]] = []
     for ev, ti in zip(events, t, strict=True):
@@ -290,6 +292,22 @@ def read_platform(data: bytes, source: str, tz: str) -> tuple[list[tuple[RawEven
             out.append((ev, float(ti)))
     problems.sort(key=lambda p: p.line)
     return out, problems
+
+
+def _to_wgs84(events: list[RawEvent]) -> list[RawEvent]:
+    """Convert every place to WGS-84, one vectorised call per coordinate system."""
+    places = [(i, k, ev.crs, p) for i, ev in enumerate(events) for k, p in (("merchant", ev.merchant), ("customer", ev.customer))
+              if p is not None and ev.crs != "wgs84"]
+    if not places:
+        return events
+    new: dict[tuple[int, str], tuple[float, float]] = {}
+    for crs in {c for _, _, c, _ in places}:
+        group = [x for x in places if x[2] == crs]
+        lat, lon = to_wgs84(np.array([g[3][0] for g in group]), np.array([g[3][1] for g in group]), crs)  # type: ignore[arg-type]
+        for (i, k, _, _), la, lo in zip(group, lat.tolist(), lon.tolist(), strict=True):
+            new[(i, k)] = (la, lo)
+    return [replace(ev, merchant=new.get((i, "merchant"), ev.merchant), customer=new.get((i, "customer"), ev.customer),
+                    crs="wgs84") for i, ev in enumerate(events)]
 
 
 def _opt_str(v: Any) -> str | None:
@@ -353,7 +371,10 @@ def read_incidents(data: bytes, source: str, tz: str) -> tuple[list[Incident], l
             loc = None
             if obj.get("location") is not None:
                 crs = _crs(obj.get("location") if isinstance(obj.get("location"), dict) and "crs" in obj["location"] else obj)
-                loc = _place(obj, "location", crs)
+                raw = _place(obj, "location")
+                if raw is not None:
+                    wl, wo = to_wgs84(raw[0], raw[1], crs)  # type: ignore[arg-type]
+                    loc = (float(wl), float(wo))
         except _Bad as e:
             problems.append(Problem(source, no, str(e)))
             continue

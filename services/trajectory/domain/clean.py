@@ -7,13 +7,12 @@ good fix after one real jump across an observation gap; this one does not.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.geo import haversine_m
+from shared.geo import haversine_m, local_xy_m
 
 from .model import Params, Track
 
@@ -74,53 +73,60 @@ def clean(track: Track, params: Params) -> tuple[Track, CleanReport]:
 
 def _spikes(t: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64],
             params: Params) -> npt.NDArray[np.bool_]:
-    """Fixes far from the median of their neighbours, when those neighbours agree with each other,
+    """Fixes far from the median of their neighbours when those neighbours agree with each other,
     or reachable only faster than any rider rides. Two passes catch bursts of two."""
     n = t.shape[0]
     bad = np.zeros(n, dtype=bool)
     if n < 3:
         return bad
+    x_all, y_all = local_xy_m(lat, lon, float(lat[0]), float(lon[0]))
     for _ in range(2):
         idx = np.flatnonzero(~bad)
         if idx.size < 3:
             break
-        tt, la, lo = t[idx], lat[idx], lon[idx]
+        tt, x, y = t[idx], x_all[idx], y_all[idx]
         m = idx.size
         k = min(_HALF_WINDOW, m - 1)
         pad = np.concatenate([np.full(k, -1), np.arange(m), np.full(k, -1)])
-        win = np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1)  # (m, 2k+1)
-        neigh = np.delete(win, k, axis=1)  # drop the centre
-        valid = neigh >= 0
-        nlat = np.where(valid, la[np.clip(neigh, 0, None)], np.nan)
-        nlon = np.where(valid, lo[np.clip(neigh, 0, None)], np.nan)
-        # only neighbours close in time speak for a fix
-        ndt = np.where(valid, np.abs(tt[np.clip(neigh, 0, None)] - tt[:, None]), np.inf)
-        near_t = ndt <= 600.0
-        nlat = np.where(near_t, nlat, np.nan)
-        nlon = np.where(near_t, nlon, np.nan)
-        enough = np.sum(~np.isnan(nlat), axis=1) >= 2
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are handled by `enough`
-            mlat = np.nanmedian(nlat, axis=1)
-            mlon = np.nanmedian(nlon, axis=1)
-            d_self = haversine_m(la, lo, mlat, mlon)
-            spread = np.nanmedian(haversine_m(nlat, nlon, mlat[:, None], mlon[:, None]), axis=1)
+        neigh = np.delete(np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1), k, axis=1)
+        safe = np.clip(neigh, 0, None)
+        # only neighbours that exist and are close in time speak for a fix
+        valid = (neigh >= 0) & (np.abs(tt[safe] - tt[:, None]) <= 600.0)
+        nx = np.where(valid, x[safe], np.nan)
+        ny = np.where(valid, y[safe], np.nan)
+        enough = valid.sum(axis=1) >= 2
+        mx, my = _nanmedian_rows(nx), _nanmedian_rows(ny)
+        d_self = np.hypot(x - mx, y - my)
+        spread = _nanmedian_rows(np.hypot(nx - mx[:, None], ny - my[:, None]))
         spike = enough & (d_self > np.maximum(150.0, 4.0 * spread))
-        # speed test on both legs
-        d_prev = np.full(m, 0.0)
-        d_prev[1:] = haversine_m(la[:-1], lo[:-1], la[1:], lo[1:])
-        dt_prev = np.full(m, np.inf)
-        dt_prev[1:] = np.maximum(np.diff(tt), 0.5)
-        v_in = d_prev / dt_prev
+        # speed on both legs
+        step = np.zeros(m)
+        step[1:] = np.hypot(np.diff(x), np.diff(y))
+        dt = np.full(m, np.inf)
+        dt[1:] = np.maximum(np.diff(tt), 0.5)
+        v_in = step / dt
         v_out = np.append(v_in[1:], 0.0)
-        v_in_eff = np.where(np.arange(m) == 0, v_out, v_in)
-        v_out_eff = np.where(np.arange(m) == m - 1, v_in, v_out)
-        fast = (np.minimum(v_in_eff, v_out_eff) > params.max_speed_mps) & (np.minimum(d_prev, np.append(d_prev[1:], np.inf)) > 100.0)
-        new = (spike | fast) & ~bad[idx]
+        d_out = np.append(step[1:], np.inf)
+        v_in = np.where(np.arange(m) == 0, v_out, v_in)
+        v_out = np.where(np.arange(m) == m - 1, v_in, v_out)
+        fast = (np.minimum(v_in, v_out) > params.max_speed_mps) & (np.minimum(step, d_out) > 100.0)
+        new = spike | fast
         if not new.any():
             break
         bad[idx[new]] = True
     return bad
+
+
+def _nanmedian_rows(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Median of each row ignoring NaN (NaN for an all-NaN row); np.nanmedian is slow on many short rows."""
+    s = np.sort(a, axis=1)  # NaN sorts last
+    cnt = np.sum(~np.isnan(a), axis=1)
+    lo = np.clip((cnt - 1) // 2, 0, a.shape[1] - 1)
+    hi = np.clip(cnt // 2, 0, a.shape[1] - 1)
+    rows = np.arange(a.shape[0])
+    med = (s[rows, lo] + s[rows, hi]) / 2.0
+    out: npt.NDArray[np.float64] = np.where(cnt > 0, med, np.nan)
+    return out
 
 
 def observation_gaps(t: npt.NDArray[np.float64], limit_s: float) -> tuple[tuple[float, float], ...]:
