@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     bus: str = "memory"
     kafka_bootstrap: str = "127.0.0.1:9092"
     http_port: int = 8000
+    workers: int = 0  # processes for batch work; 0: one per core
     smtp_host: str | None = None
     smtp_port: int = 25
     sms_gateway_url: str | None = None

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing as mp
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import orjson
 
-from services.trajectory.adapters.feeds import load_dir
+from services.trajectory.adapters.feeds import Feeds, load_dir
 from services.trajectory.domain.assess import analyse, assess
 from services.trajectory.domain.model import Params, Phase
 from shared.config import Settings
@@ -20,35 +23,77 @@ logger = logging.getLogger(__name__)
 
 def cmd_assess(args: argparse.Namespace) -> int:
     settings = Settings()
-    tz = settings.timezone
     directory = Path(args.dir)
     if not directory.is_dir():
         print(f"assess: {directory} is not a directory", file=sys.stderr)
         return 2
-    feeds = load_dir(directory, tz)
+    workers = settings.workers or (os.cpu_count() or 1)
+    feeds = load_dir(directory, settings.timezone)
     for p in feeds.problems:
         print(f"{directory / p.source}:{p.line}: skipped: {p.message}", file=sys.stderr)
-    params = Params()
-    analyses = {}
+    lines = assess_all(feeds, Params(), settings.timezone, workers)
     out = sys.stdout.buffer
+    out.write(b"".join(lines))
+    out.flush()
+    return 0
 
+
+# Riders are independent: with several cores, each worker process (forked, so it shares the
+# parsed feeds without copying them) assesses whole riders and sends back finished JSON lines.
+_JOB: tuple[Feeds, Params, str, list[list[int]]] | None = None
+
+
+def assess_all(feeds: Feeds, params: Params, tz: str, workers: int) -> list[bytes]:
+    """One JSON line per incident, in input order."""
+    global _JOB
+    by_rider: dict[str, list[int]] = {}
+    for i, inc in enumerate(feeds.incidents):
+        by_rider.setdefault(inc.rider_id, []).append(i)
+    groups = list(by_rider.values())
+    out: list[bytes] = [b""] * len(feeds.incidents)
+    if workers < 2 or len(groups) < 8 or "fork" not in mp.get_all_start_methods():
+        for k in range(len(groups)):
+            for i, line in _assess_group(feeds, params, tz, groups[k]):
+                out[i] = line
+        return out
+    _JOB = (feeds, params, tz, groups)
+    try:
+        chunks = [list(range(k, len(groups), workers)) for k in range(workers)]
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            for done in pool.map(_run_chunk, chunks):
+                for i, line in done:
+                    out[i] = line
+    finally:
+        _JOB = None
+    return out
+
+
+def _run_chunk(group_ids: list[int]) -> list[tuple[int, bytes]]:
+    assert _JOB is not None
+    feeds, params, tz, groups = _JOB
+    return [x for k in group_ids for x in _assess_group(feeds, params, tz, groups[k])]
+
+
+def _assess_group(feeds: Feeds, params: Params, tz: str, indices: list[int]) -> list[tuple[int, bytes]]:
     def fmt(t: float) -> str:
         return iso_local(t, tz)
 
-    for inc in feeds.incidents:
-        day = feeds.days.get(inc.rider_id)
-        if day is None:
-            res = {"incident_id": inc.incident_id, "rider_id": inc.rider_id, "at": inc.at_text,
-                   "phase": Phase.INSUFFICIENT_DATA.value, "continuous_delivery": False, "confidence": 0.0,
-                   "explanation": ["没有该骑手的任何记录，无法判断。"],
-                   "explanation_en": ["There are no records of this rider: no finding is possible."]}
+    rider = feeds.incidents[indices[0]].rider_id
+    day = feeds.days.get(rider)
+    analysis = analyse(day, params) if day is not None else None
+    done = []
+    for i in indices:
+        inc = feeds.incidents[i]
+        if analysis is None:
+            res: dict[str, object] = {
+                "incident_id": inc.incident_id, "rider_id": inc.rider_id, "at": inc.at_text,
+                "phase": Phase.INSUFFICIENT_DATA.value, "continuous_delivery": False, "confidence": 0.0,
+                "explanation": ["没有该骑手的任何记录，无法判断。"],
+                "explanation_en": ["There are no records of this rider: no finding is possible."]}
         else:
-            if inc.rider_id not in analyses:
-                analyses[inc.rider_id] = analyse(day, params)
-            res = assess(analyses[inc.rider_id], inc, params, fmt)
-        out.write(orjson.dumps(res, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-    out.flush()
-    return 0
+            res = assess(analysis, inc, params, fmt)
+        done.append((i, orjson.dumps(res, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"))
+    return done
 
 
 def cmd_simulate(argv: list[str]) -> int:

@@ -8,9 +8,9 @@ line by line with orjson instead. Both paths feed the same vectorised validation
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ PRESENCE_TYPES = ("online", "offline")
 
 @dataclass(frozen=True)
 class GpsColumns:
-    rider: np.ndarray  # object array of str
+    rider: pl.Series  # String
     t: np.ndarray
     lat: np.ndarray
     lon: np.ndarray
@@ -54,33 +54,41 @@ class GpsColumns:
     def by_rider(self) -> dict[str, Track]:
         if self.t.size == 0:
             return {}
-        # group in polars: sorting a million Python strings would cost more than the rest
-        groups = (pl.DataFrame({"r": pl.Series(self.rider, dtype=pl.String)}).with_row_index("i")
-                  .group_by("r").agg(pl.col("i")))
+        # group by integer codes: sorting a million Python strings would cost more than the rest
+        codes = self.rider.cast(pl.Categorical).to_physical().to_numpy()
+        order = np.argsort(codes, kind="stable")
+        cuts = np.flatnonzero(np.diff(codes[order])) + 1
+        starts, ends = np.r_[0, cuts], np.r_[cuts, order.size]
+        names = self.rider.gather(order[starts]).to_list()
         out: dict[str, Track] = {}
-        for rid, idx in groups.iter_rows():
-            sel = np.asarray(idx, dtype=np.int64)
+        for rid, a, b in zip(names, starts, ends, strict=True):
+            sel = order[a:b]
             out[str(rid)] = Track(self.t[sel], self.lat[sel], self.lon[sel], self.accuracy[sel])
         return out
 
 
-def read_gps(data: bytes, source: str, tz: str) -> tuple[GpsColumns, list[Problem]]:
+def read_gps(data: bytes, source: str, tz: str, first_line: int = 1) -> tuple[GpsColumns, list[Problem]]:
     problems: list[Problem] = []
     frame = _fast_frame(data)
     if frame is None:
         frame, problems = _slow_frame(data, source)
+    if first_line != 1:
+        frame = frame.with_columns(pl.col("line") + (first_line - 1))
+        problems = [Problem(p.source, p.line + first_line - 1, p.message) for p in problems]
     return _validate_gps(frame, source, tz, problems)
 
 
 def _fast_frame(data: bytes) -> pl.DataFrame | None:
-    body = data[:-1] if data.endswith(b"\n") else data
-    if not body or b"\n\n" in body or b"\r" in body or body.startswith(b"\n"):
+    end = len(data)  # ignore trailing line ends (without copying a big buffer)
+    while end and data[end - 1] == 0x0A:
+        end -= 1
+    if not end or data.find(b"\r") >= 0:
         return None
     try:
-        df = pl.read_ndjson(io.BytesIO(data), schema=_GPS_SCHEMA)
+        df = pl.read_ndjson(data, schema=_GPS_SCHEMA)
     except Exception:  # polars refuses the file: read it line by line instead
         return None
-    if df.height != body.rstrip(b"\n").count(b"\n") + 1:  # polars skipped a whitespace-only line
+    if df.height != data.count(b"\n", 0, end) + 1:  # polars skipped a blank or whitespace-only line
         return None
     return df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias("line"))
 
@@ -140,35 +148,42 @@ def _snippet(raw: bytes) -> str:
 
 def _validate_gps(df: pl.DataFrame, source: str, tz: str, problems: list[Problem]) -> tuple[GpsColumns, list[Problem]]:
     t = parse_many(df["ts"], tz)
+    crs_seen = [c for c in df["crs"].unique().to_list() if c is not None]
+    crs_codes = {c: CRS_NAMES.index(c.strip().lower()) if c.strip().lower() in CRS_NAMES else -1 for c in crs_seen}
+    flags = df.select(
+        rider_ok=pl.col("rider_id").str.contains(r"\S").fill_null(False),
+        ts_given=pl.col("ts").is_not_null(),
+        lat_given=pl.col("lat").is_not_null(),
+        lon_given=pl.col("lon").is_not_null(),
+        acc_given=pl.col("accuracy_m").is_not_null(),
+        crs_code=pl.when(pl.col("crs").is_null()).then(pl.lit(0, dtype=pl.Int8))
+        .otherwise(pl.col("crs").replace_strict(crs_codes, default=-1, return_dtype=pl.Int8)),
+    )
+    rider_ok, ts_given, lat_given, lon_given, acc_given = (
+        flags[c].to_numpy() for c in ("rider_ok", "ts_given", "lat_given", "lon_given", "acc_given"))
+    crs_code = flags["crs_code"].to_numpy()
     lat = df["lat"].fill_null(np.nan).to_numpy().astype(np.float64)
     lon = df["lon"].fill_null(np.nan).to_numpy().astype(np.float64)
     acc = df["accuracy_m"].fill_null(np.nan).to_numpy().astype(np.float64)
-    acc_given = df["accuracy_m"].is_not_null().to_numpy()
-    crs = df["crs"].str.to_lowercase().str.strip_chars().fill_null("wgs84").to_numpy()
-    rider = df["rider_id"].to_numpy()
-    rider_ok = df["rider_id"].is_not_null().to_numpy() & (df["rider_id"].str.strip_chars().str.len_chars().fill_null(0).to_numpy() > 0)
-    ts_given = df["ts"].is_not_null().to_numpy()
-    lat_given = df["lat"].is_not_null().to_numpy()
-    lon_given = df["lon"].is_not_null().to_numpy()
-    crs_ok = np.isin(crs, CRS_NAMES)
+    crs_ok = crs_code >= 0
     coord_ok = valid_latlon(lat, lon) & ~((lat == 0) & (lon == 0))
     acc_ok = ~acc_given | (np.isfinite(acc) & (acc >= 0))
     ok = rider_ok & ts_given & lat_given & lon_given & np.isfinite(t) & coord_ok & crs_ok & acc_ok
     lines = df["line"].to_numpy()
     if not ok.all():
-        ts_text = df["ts"].to_numpy()
+        ts_text, crs_raw = df["ts"].to_list(), df["crs"].to_list()
         for i in np.flatnonzero(~ok):
             problems.append(Problem(source, int(lines[i]), _gps_reason(
                 rider_ok[i], ts_given[i], lat_given[i], lon_given[i], np.isfinite(t[i]), coord_ok[i],
-                crs_ok[i], acc_ok[i], ts_text[i], lat[i], lon[i], crs[i])))
-    lat, lon = lat[ok], lon[ok]
-    crs_k = crs[ok]
-    for name in ("gcj02", "bd09"):
-        m = crs_k == name
-        if m.any():
+                crs_ok[i], acc_ok[i], ts_text[i], lat[i], lon[i], crs_raw[i])))
+    lat, lon, code = lat[ok], lon[ok], crs_code[ok]
+    for k, name in enumerate(CRS_NAMES):
+        m = code == k
+        if k and m.any():
             lat[m], lon[m] = to_wgs84(lat[m], lon[m], name)
     problems.sort(key=lambda p: p.line)
-    return GpsColumns(rider[ok], t[ok], lat, lon, acc[ok], lines[ok]), problems
+    rider = df["rider_id"] if ok.all() else df["rider_id"].filter(pl.Series(ok))
+    return GpsColumns(rider, t[ok], lat, lon, acc[ok], lines[ok]), problems
 
 
 def _gps_reason(rider_ok: bool, ts_given: bool, lat_given: bool, lon_given: bool, t_ok: bool, coord_ok: bool,
@@ -404,11 +419,12 @@ def load_dir(directory: Path, tz: str) -> Feeds:
         p = directory / name
         return p.read_bytes() if p.exists() else b""
 
-    problems: list[Problem] = []
-    events, pr = read_platform(data("platform.jsonl"), "platform.jsonl", tz)
-    problems += pr
-    gps, pr = read_gps(data("gps.jsonl"), "gps.jsonl", tz)
-    problems += pr
+    # polars parses the GPS without the GIL: read the small feeds beside it in a thread
+    with ThreadPoolExecutor(1) as pool:
+        small = pool.submit(read_platform, data("platform.jsonl"), "platform.jsonl", tz)
+        gps, gps_problems = read_gps(data("gps.jsonl"), "gps.jsonl", tz)
+        events, problems = small.result()
+    problems += gps_problems
     incidents, pr = read_incidents(data("incidents.jsonl"), "incidents.jsonl", tz)
     problems += pr
     return Feeds(build_days(events, gps), incidents, problems)

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from shared.geo import haversine_m
+from shared.geo import haversine_m, local_xy_m
 
 from .clean import CleanReport, clean
 from .clock import SkewEstimate, estimate_skew
 from .model import Incident, Order, Params, Phase, RiderDay, Segment
-from .motion import Grid, resample, stops
+from .motion import Grid, longest_dwell, resample, stops
 from .phases import Timeline, build_timeline
 
 
@@ -146,10 +146,10 @@ def location_check(a: DayAnalysis, inc: Incident) -> dict[str, Any]:
     if pos is not None:
         out["distance_m"] = round(float(haversine_m(pos[0], pos[1], lat, lon)), 1)
     if a.track_t.size:
-        d = haversine_m(a.track_lat, a.track_lon, lat, lon)
-        i = int(np.argmin(d))
+        x, y = local_xy_m(a.track_lat, a.track_lon, lat, lon)  # exact enough to find the nearest fix
+        i = int(np.argmin(x * x + y * y))
         out["nearest_at"] = float(a.track_t[i])
-        out["nearest_distance_m"] = round(float(d[i]), 1)
+        out["nearest_distance_m"] = round(float(haversine_m(a.track_lat[i], a.track_lon[i], lat, lon)), 1)
         out["minutes_from_reported"] = round((float(a.track_t[i]) - inc.at) / 60.0, 1)
     return out
 
@@ -184,9 +184,12 @@ def _explain(seg: Segment, tl: Timeline, orders: dict[str, Order], inc: Incident
                     "accepted": gap.end, "min": round((gap.end - gap.start) / 60.0, 1) if np.isfinite(gap.end - gap.start) else None,
                     "max": round(params.max_connecting_gap_s / 60), "dwell_min": round(params.dwell_min_s / 60),
                     "r": round(params.dwell_radius_m)}
-            if gap.dwell is not None:
-                args.update(certain=round(gap.dwell.certain_s / 60.0, 1), possible=round(gap.dwell.possible_s / 60.0, 1),
-                            dwell_at=gap.dwell.start)
+            dwell = gap.dwell
+            if dwell is None and gap.why == "connected":
+                dwell = longest_dwell(a.grid, gap.start, gap.end, params)
+            if dwell is not None:
+                args.update(certain=round(dwell.certain_s / 60.0, 1), possible=round(dwell.possible_s / 60.0, 1),
+                            dwell_at=dwell.start)
             out.append(("gap_" + gap.why, args))
     return out
 

@@ -38,18 +38,20 @@ def clean(track: Track, params: Params) -> tuple[Track, CleanReport]:
     if n == 0:
         return track, CleanReport(0, 0, 0, 0, 0, ())
     # Sort by time; ties by accuracy then position, so any permutation of the input gives one answer.
-    acc_key = np.where(np.isnan(track.accuracy), np.inf, track.accuracy)
-    order = np.lexsort((track.lon, track.lat, acc_key, track.t))
-    t, lat, lon, acc = track.t[order], track.lat[order], track.lon[order], track.accuracy[order]
+    if np.all(np.diff(track.t) > 0):  # the usual case: already in order, no ties to break
+        t, lat, lon, acc = track.t, track.lat, track.lon, track.accuracy
+    else:
+        acc_key = np.where(np.isnan(track.accuracy), np.inf, track.accuracy)
+        order = np.lexsort((track.lon, track.lat, acc_key, track.t))
+        t, lat, lon, acc = track.t[order], track.lat[order], track.lon[order], track.accuracy[order]
 
     # Duplicates: the same instant (keep the most accurate, which sorts first), or a repeat of the
     # previous fix within a second and a couple of metres.
     same_t = np.zeros(n, dtype=bool)
     same_t[1:] = t[1:] == t[:-1]
     near = np.zeros(n, dtype=bool)
-    near[1:] = (np.diff(t) < params.duplicate_window_s) & (
-        haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]) < params.duplicate_radius_m
-    )
+    close = np.flatnonzero(np.diff(t) < params.duplicate_window_s)
+    near[close + 1] = haversine_m(lat[close], lon[close], lat[close + 1], lon[close + 1]) < params.duplicate_radius_m
     dup = same_t | near
     keep = ~dup
     inaccurate = keep & (acc > params.max_accuracy_m)
@@ -86,34 +88,39 @@ def _spikes(t: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], lon: npt.N
             break
         tt, x, y = t[idx], x_all[idx], y_all[idx]
         m = idx.size
+        step = np.zeros(m)
+        step[1:] = np.hypot(np.diff(x), np.diff(y))
+        d_out = np.append(step[1:], np.inf)
+        # only a fix with a long leg on either side (or next to one) can be a spike
+        long_leg = (step > 100.0) | (d_out > 100.0)
+        cand = np.flatnonzero(long_leg | np.roll(long_leg, 1) | np.roll(long_leg, -1))
+        if cand.size == 0:
+            break
         k = min(_HALF_WINDOW, m - 1)
-        pad = np.concatenate([np.full(k, -1), np.arange(m), np.full(k, -1)])
-        neigh = np.delete(np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1), k, axis=1)
-        safe = np.clip(neigh, 0, None)
+        offsets = np.delete(np.arange(-k, k + 1), k)
+        neigh = cand[:, None] + offsets[None, :]
+        safe = np.clip(neigh, 0, m - 1)
         # only neighbours that exist and are close in time speak for a fix
-        valid = (neigh >= 0) & (np.abs(tt[safe] - tt[:, None]) <= 600.0)
+        valid = (neigh >= 0) & (neigh < m) & (np.abs(tt[safe] - tt[cand, None]) <= 600.0)
         nx = np.where(valid, x[safe], np.nan)
         ny = np.where(valid, y[safe], np.nan)
         enough = valid.sum(axis=1) >= 2
         mx, my = _nanmedian_rows(nx), _nanmedian_rows(ny)
-        d_self = np.hypot(x - mx, y - my)
+        d_self = np.hypot(x[cand] - mx, y[cand] - my)
         spread = _nanmedian_rows(np.hypot(nx - mx[:, None], ny - my[:, None]))
         spike = enough & (d_self > np.maximum(150.0, 4.0 * spread))
         # speed on both legs
-        step = np.zeros(m)
-        step[1:] = np.hypot(np.diff(x), np.diff(y))
         dt = np.full(m, np.inf)
         dt[1:] = np.maximum(np.diff(tt), 0.5)
         v_in = step / dt
         v_out = np.append(v_in[1:], 0.0)
-        d_out = np.append(step[1:], np.inf)
         v_in = np.where(np.arange(m) == 0, v_out, v_in)
         v_out = np.where(np.arange(m) == m - 1, v_in, v_out)
         fast = (np.minimum(v_in, v_out) > params.max_speed_mps) & (np.minimum(step, d_out) > 100.0)
-        new = spike | fast
+        new = fast[cand] | spike
         if not new.any():
             break
-        bad[idx[new]] = True
+        bad[idx[cand[new]]] = True
     return bad
 
 

@@ -137,10 +137,11 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
         return Dwell(0.0, max(0.0, t1 - t0), None, None, None, None, unobserved)
     lat0, lon0 = float(np.nanmean(g.lat)) if g.known.any() else 0.0, float(np.nanmean(g.lon)) if g.known.any() else 0.0
     x, y = local_xy_m(g.lat, g.lon, lat0, lon0)
-    dx = x[:, None] - x[None, :]
-    dy = y[:, None] - y[None, :]
+    xf, yf = x.astype(np.float32), y.astype(np.float32)
+    dx = xf[:, None] - xf[None, :]
+    dy = yf[:, None] - yf[None, :]
     with np.errstate(invalid="ignore"):
-        far = np.hypot(dx, dy) > params.dwell_radius_m  # NaN compares False: unknown is not "far"
+        far = dx * dx + dy * dy > np.float32(params.dwell_radius_m**2)  # NaN compares False: unknown is not "far"
     upper = np.triu(np.ones((n, n), dtype=bool), 1)
     far &= upper
     # first far sample after i (n if none)

@@ -139,6 +139,8 @@ def classify_gap(start: float, end: float, online: list[tuple[float, float]], gr
         return Phase.IDLE, "gap_too_long", None
     if not _covers(online, start, end):
         return Phase.IDLE, "went_offline", None
+    if end - start < params.dwell_min_s:
+        return Phase.CONNECTING, "connected", None  # too short to hold a long enough stay
     dwell = longest_dwell(grid, start, end, params)
     if dwell.certain_s >= params.dwell_min_s:
         return Phase.IDLE, "dwelt", dwell

@@ -271,3 +271,18 @@ def test_valid_latlon(lat: float, lon: float, ok: bool) -> None:
 def test_valid_latlon_is_vectorised() -> None:
     got = valid_latlon([23.7, 999.0, np.nan], [114.7, 114.7, 114.7])
     np.testing.assert_array_equal(got, [True, False, False])
+
+
+def test_bulk_inverse_on_a_lattice_matches_the_iteration() -> None:
+    from shared.geo import _iterate_inverse
+
+    rng = np.random.default_rng(7)
+    glat = 23.6 + rng.random(120_000) * 0.3
+    glon = 114.5 + rng.random(120_000) * 0.4
+    fast = gcj02_to_wgs84(glat, glon)
+    exact = _iterate_inverse(glat, glon)
+    assert float(np.max(haversine_m(*fast, *exact))) < 0.001
+    # a batch spread across the country is too large for one lattice and is iterated instead
+    wide = gcj02_to_wgs84(np.linspace(20, 45, 60_000), np.linspace(100, 125, 60_000))
+    back = wgs84_to_gcj02(*wide)
+    assert float(np.max(haversine_m(*back, np.linspace(20, 45, 60_000), np.linspace(100, 125, 60_000)))) < 0.01
