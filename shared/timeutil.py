@@ -182,7 +182,7 @@ def check_zone(tz: str) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _zone(tz: str) -> pendulum.Timezone:
-    return pendulum.timezone(tz)  # type: ignore[return-value]
+    return pendulum.timezone(tz)
 
 
 def iso_local(t: float, tz: str = DEFAULT_TZ) -> str:
