@@ -1,0 +1,175 @@
+"""The event bus port and its in-process adapter.
+
+Semantics every adapter keeps (and the bus contract tests check, on this adapter and on Kafka):
+- a topic is an append-only log of messages with a key; messages with one key are delivered in
+  the order they were published;
+- every consumer group sees every message; within a group, each message is handled by one handler;
+- delivery is at least once: a group's position moves on only after its handler returned;
+- a message the handler cannot take (it raises, even alone) goes to the topic's dead-letter topic
+  with the reason in the ``error`` header, and the group moves on: one bad message never stops a
+  partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shared.topics import dead_letter
+
+logger = logging.getLogger(__name__)
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    key: str
+    value: bytes
+    headers: Headers = ()
+    partition: int = 0
+    offset: int = -1
+
+    def header(self, name: str) -> bytes | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+
+Handler = Callable[[Sequence[Message]], Awaitable[None]]
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, topic: str, key: str, value: bytes, headers: Headers = ()) -> None: ...
+
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> None: ...
+
+    def subscribe(self, topic: str, group: str, handler: Handler, *, batch: int = 500) -> None: ...
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every subscribed group has handled everything published so far (tests, demo)."""
+        ...
+
+
+async def handle_with_dead_letters(bus: Bus, batch: Sequence[Message], handler: Handler, group: str) -> None:
+    """Run a batch; if it fails, run its messages one by one and send the ones that still fail to
+    the dead-letter topic. Shared by every adapter so they behave alike."""
+    try:
+        await handler(batch)
+        return
+    except Exception:
+        if len(batch) == 1:
+            await _dead(bus, batch[0], group)
+            return
+        logger.warning("batch of %d on %s failed for %s; retrying one by one", len(batch), batch[0].topic, group)
+    for m in batch:
+        try:
+            await handler([m])
+        except Exception:
+            await _dead(bus, m, group)
+
+
+async def _dead(bus: Bus, m: Message, group: str) -> None:
+    import traceback
+
+    reason = traceback.format_exc(limit=3).strip().splitlines()[-1][:500]
+    logger.error("dead letter from %s at offset %s for %s: %s", m.topic, m.offset, group, reason)
+    await bus.publish(dead_letter(m.topic), m.key, m.value,
+                      (*m.headers, ("error", reason.encode()), ("group", group.encode()),
+                       ("source-offset", str(m.offset).encode())))
+
+
+@dataclass
+class _Sub:
+    topic: str
+    group: str
+    handlers: list[Handler]
+    batch: int
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class InMemoryBus:
+    """One process, one log per topic, a position per consumer group: Kafka's semantics with one
+    partition per topic. Messages are kept until the process ends."""
+
+    logs: dict[str, list[Message]] = field(default_factory=dict)
+    positions: dict[tuple[str, str], int] = field(default_factory=dict)
+    _subs: dict[tuple[str, str], _Sub] = field(default_factory=dict)
+    _changed: asyncio.Condition | None = None
+    _running: bool = False
+
+    def _cond(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def start(self) -> None:
+        self._running = True
+        for sub in self._subs.values():
+            if sub.task is None:
+                sub.task = asyncio.create_task(self._consume(sub), name=f"bus:{sub.topic}:{sub.group}")
+
+    async def stop(self) -> None:
+        self._running = False
+        tasks = [s.task for s in self._subs.values() if s.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for s in self._subs.values():
+            s.task = None
+
+    async def publish(self, topic: str, key: str, value: bytes, headers: Headers = ()) -> None:
+        await self.publish_many(topic, [(key, value)], headers)
+
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, bytes]], headers: Headers = ()) -> None:
+        log = self.logs.setdefault(topic, [])
+        for key, value in items:
+            log.append(Message(topic, key, value, headers, 0, len(log)))
+        cond = self._cond()
+        async with cond:
+            cond.notify_all()
+
+    def subscribe(self, topic: str, group: str, handler: Handler, *, batch: int = 500) -> None:
+        sub = self._subs.get((topic, group))
+        if sub is not None:  # a second worker in the same group: messages are shared, not repeated
+            sub.handlers.append(handler)
+            return
+        sub = _Sub(topic, group, [handler], batch)
+        self._subs[(topic, group)] = sub
+        self.positions.setdefault((topic, group), 0)
+        if self._running:
+            sub.task = asyncio.create_task(self._consume(sub))
+
+    async def _consume(self, sub: _Sub) -> None:
+        cond = self._cond()
+        turn = 0
+        while True:
+            pos = self.positions[(sub.topic, sub.group)]
+            log = self.logs.get(sub.topic, [])
+            if pos >= len(log):
+                async with cond:
+                    await cond.wait_for(lambda: self.positions[(sub.topic, sub.group)] < len(self.logs.get(sub.topic, [])))
+                continue
+            chunk = log[pos:pos + sub.batch]
+            handler = sub.handlers[turn % len(sub.handlers)]
+            turn += 1
+            await handle_with_dead_letters(self, chunk, handler, sub.group)
+            self.positions[(sub.topic, sub.group)] = pos + len(chunk)
+            async with cond:
+                cond.notify_all()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        cond = self._cond()
+
+        def done() -> bool:
+            return all(self.positions[k] >= len(self.logs.get(k[0], [])) for k in self._subs)
+
+        async with cond:
+            await asyncio.wait_for(cond.wait_for(done), timeout)
