@@ -163,7 +163,9 @@ class _CaseEvent(Event):
     actor: str  # who caused it ("mediator:3", "insurer:PICC", "system")
     insurer_code: str
     rider_phone: str | None = None  # for notifying the rider; never in a packet
-    rider_lang: str = "zh"
+    rider_lang: str = "zh"  # "zh" | "en"
+    mediator_email: str | None = None  # the assigned mediator
+    insurer_email: str | None = None  # the insurer's claims address
 
 
 @event
