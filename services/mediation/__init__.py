@@ -1,0 +1,1 @@
+"""Mediation service: dispute cases through community review, with signed evidence packets."""

@@ -1,0 +1,312 @@
+"""The HTTP API of API_CONTRACT.md (prefix /api/v1), on FastAPI. Routes decode, call the service,
+encode; rules live in the domain and the service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from services.mediation.api import errors
+from services.mediation.domain.errors import Forbidden, NotFound
+from services.mediation.domain.model import Actor, Role, Status
+from services.mediation.schemas import (
+    CaseCreate,
+    CaseCreated,
+    FeedResult,
+    InsurerResponseIn,
+    TransitionIn,
+    WebhookIn,
+)
+from services.mediation.service import Mediation
+from services.trajectory.adapters import feeds
+from shared import topics
+from shared.bus import Bus
+
+logger = logging.getLogger(__name__)
+
+STATUS_ZH = {
+    "opened": "已立案", "evidence_requested": "正在调取轨迹证据", "evidence_ready": "证据已生成",
+    "under_review": "调解员审查中", "proposal_sent": "调解方案已发送保险公司", "insurer_accepted": "保险公司已同意理赔",
+    "resolved": "已解决", "closed": "已结案", "insurer_rejected": "保险公司拒绝，调解继续", "escalated": "已转交上级处理",
+    "withdrawn": "已撤回",
+}
+STATUS_EN = {
+    "opened": "Case opened", "evidence_requested": "Fetching the trajectory evidence", "evidence_ready": "Evidence ready",
+    "under_review": "Under review by the mediator", "proposal_sent": "Proposal sent to the insurer",
+    "insurer_accepted": "The insurer agreed to pay", "resolved": "Resolved", "closed": "Closed",
+    "insurer_rejected": "The insurer refused; mediation continues", "escalated": "Escalated", "withdrawn": "Withdrawn",
+}
+NEXT_ZH = {
+    "opened": "调解员将调取您当天的订单和轨迹记录，无需您操作。",
+    "evidence_requested": "系统正在分析轨迹，通常几分钟内完成。",
+    "evidence_ready": "调解员将审查证据并与保险公司沟通。",
+    "under_review": "调解员正在审查，可能会联系您补充情况。",
+    "proposal_sent": "等待保险公司答复，答复期限见下方。",
+    "insurer_accepted": "保险公司已同意，调解员将确认赔付后结案。",
+    "resolved": "赔付已确认。如有疑问请联系调解员。",
+    "closed": "案件已结束。",
+    "insurer_rejected": "调解员将与保险公司继续协商，或建议其他途径。",
+    "escalated": "案件已转交上级部门，调解员会通知您进展。",
+    "withdrawn": "案件已撤回。",
+}
+NEXT_EN = {
+    "opened": "The mediator will obtain your orders and trajectory for that day; nothing for you to do.",
+    "evidence_requested": "The trajectory is being analysed; this usually takes minutes.",
+    "evidence_ready": "The mediator will review the evidence and talk to the insurer.",
+    "under_review": "The mediator is reviewing; you may be asked for details.",
+    "proposal_sent": "Waiting for the insurer's answer; see the deadline below.",
+    "insurer_accepted": "The insurer agreed; the mediator will confirm payment and close the case.",
+    "resolved": "Payment confirmed. Contact your mediator with any question.",
+    "closed": "The case is closed.",
+    "insurer_rejected": "The mediator will keep negotiating with the insurer or advise other routes.",
+    "escalated": "The case went to a higher authority; the mediator will keep you informed.",
+    "withdrawn": "The case was withdrawn.",
+}
+
+
+@dataclass
+class Container:
+    """What the HTTP layer needs, wired by the bootstrap."""
+
+    mediation: Mediation
+    bus: Bus
+    tz: str
+    key_dir: Any
+    poke: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the outbox relay
+    extra_routers: list[APIRouter] = field(default_factory=list)
+
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def create_app(c: Container) -> FastAPI:
+    app = FastAPI(title="Xianjie 衔接", version="1.0",
+                  description="Evidence for gig riders' insurance disputes: cases, signed evidence packets, status.")
+    errors.install(app)
+    app.add_middleware(BodyLimit, limit=c.mediation.settings.max_body_bytes)
+    api = APIRouter(prefix="/api/v1")
+
+    async def current(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Actor:
+        if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+            raise Unauthorized()
+        actor = await run_in_threadpool(c.mediation.authenticate, creds.credentials[:200])
+        if actor is None:
+            raise Unauthorized()
+        return actor
+
+    CurrentUser = Annotated[Actor, Depends(current)]
+
+    async def mediator(actor: CurrentUser) -> Actor:
+        if actor.role is not Role.MEDIATOR:
+            raise Forbidden("mediators only")
+        return actor
+
+    Mediator = Annotated[Actor, Depends(mediator)]
+
+    async def case_reader(case_id: str, actor: CurrentUser) -> Actor:
+        await run_in_threadpool(c.mediation.get_case, actor=actor, case_id=case_id)  # 404 if not theirs
+        return actor
+
+    c.require_mediator = mediator  # type: ignore[attr-defined]
+    c.require_case_reader = case_reader  # type: ignore[attr-defined]
+
+    def poke() -> None:
+        c.poke.set()
+
+    # ------------------------------------------------------------ feeds
+
+    async def _feed(request: Request, actor: Actor, topic: str) -> FeedResult:
+        if actor.role not in (Role.MEDIATOR, Role.FEED):
+            raise Forbidden("a mediator or feed token is needed")
+        body = await request.body()
+        lines = body.split(b"\n")
+        if topic == topics.GPS:
+            cols, problems = await run_in_threadpool(feeds.read_gps, body, "gps", c.tz)
+            keys = cols.rider.to_list()
+            accepted = [(str(k), lines[int(n) - 1].strip()) for k, n in zip(keys, cols.line.tolist(), strict=True)]
+        else:
+            events, problems = await run_in_threadpool(feeds.read_platform, body, "platform-events", c.tz)
+            accepted = [(ev.rider_id, lines[ev.line - 1].strip()) for ev, _ in events]
+        for i in range(0, len(accepted), 5000):
+            await c.bus.publish_many(topic, accepted[i:i + 5000])
+        return FeedResult(accepted=len(accepted),
+                          rejected=[{"line": p.line, "error": p.message} for p in problems])
+
+    @api.post("/feeds/platform-events", response_model=FeedResult, tags=["feeds"],
+              openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
+    async def feed_platform(request: Request, actor: CurrentUser) -> FeedResult:
+        """DATA_CONTRACT §1 lines (NDJSON). Bad lines are reported with their number and skipped."""
+        return await _feed(request, actor, topics.PLATFORM_EVENTS)
+
+    @api.post("/feeds/gps", response_model=FeedResult, tags=["feeds"],
+              openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
+    async def feed_gps(request: Request, actor: CurrentUser) -> FeedResult:
+        """DATA_CONTRACT §2 lines (NDJSON). Bad lines are reported with their number and skipped."""
+        return await _feed(request, actor, topics.GPS)
+
+    # ------------------------------------------------------------ cases
+
+    @api.post("/cases", status_code=201, response_model=CaseCreated, tags=["cases"])
+    async def open_case(cmd: CaseCreate, actor: Mediator) -> CaseCreated:
+        row, code = await run_in_threadpool(c.mediation.open_case, actor=actor, cmd=cmd)
+        poke()
+        return CaseCreated(case_id=row.id, case_number=row.case_number, status=Status(row.status),
+                           rider_access_code=code)
+
+    @api.get("/cases", tags=["cases"])
+    async def list_cases(actor: CurrentUser,
+                         status: Annotated[Status | None, Query()] = None,
+                         insurer: Annotated[str | None, Query(max_length=32)] = None,
+                         q: Annotated[str | None, Query(max_length=100, description="case, claim, policy, rider")] = None,
+                         overdue: Annotated[bool | None, Query()] = None,
+                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> dict[str, Any]:
+        return await run_in_threadpool(c.mediation.list_cases, actor=actor, status=status.value if status else None,
+                                       insurer=insurer, q=q, overdue=overdue, limit=limit, offset=offset)
+
+    @api.get("/cases/{case_id}", tags=["cases"])
+    async def get_case(case_id: str, actor: CurrentUser) -> dict[str, Any]:
+        return await run_in_threadpool(c.mediation.get_case, actor=actor, case_id=case_id)
+
+    @api.post("/cases/{case_id}/evidence-requests", status_code=202, tags=["cases"])
+    async def request_evidence(case_id: str, actor: Mediator) -> dict[str, Any]:
+        rid = await run_in_threadpool(c.mediation.request_evidence, actor=actor, case_id=case_id)
+        poke()
+        return {"request_id": rid, "status": Status.EVIDENCE_REQUESTED.value}
+
+    @api.post("/cases/{case_id}/transitions", tags=["cases"])
+    async def transition(case_id: str, body: TransitionIn, actor: CurrentUser) -> dict[str, Any]:
+        out = await run_in_threadpool(c.mediation.transition, actor=actor, case_id=case_id, to=body.to,
+                                      reason=body.reason)
+        poke()
+        return out
+
+    @api.post("/cases/{case_id}/insurer-response", tags=["cases"])
+    async def insurer_response(case_id: str, body: InsurerResponseIn, actor: CurrentUser) -> dict[str, Any]:
+        if actor.role is not Role.INSURER:
+            raise Forbidden("insurers only")
+        out = await run_in_threadpool(c.mediation.insurer_response, actor=actor, case_id=case_id,
+                                      decision=body.decision, reason=body.reason)
+        poke()
+        return out
+
+    @api.get("/cases/{case_id}/evidence-packet", tags=["evidence"],
+             responses={200: {"content": {"application/pdf": {}}, "description": "JSON, or PDF with ?format=pdf"}})
+    async def evidence_packet(case_id: str, actor: CurrentUser,
+                              format: Annotated[str, Query(pattern="^(json|pdf)$")] = "json") -> Response:
+        packet = await run_in_threadpool(c.mediation.packet, actor=actor, case_id=case_id)
+        if format == "pdf":
+            from services.mediation.packet.pdf import render_pdf
+
+            pdf = await run_in_threadpool(render_pdf, packet)
+            number = packet.get("case", {}).get("case_number", case_id)
+            return Response(pdf, media_type="application/pdf",
+                            headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'})
+        return JSONResponse(packet)
+
+    @api.get("/cases/{case_id}/audit", tags=["cases"])
+    async def audit_trail(case_id: str, actor: CurrentUser) -> dict[str, Any]:
+        return await run_in_threadpool(c.mediation.audit_trail, actor=actor, case_id=case_id)
+
+    @api.put("/insurers/{code}/webhook", tags=["insurers"])
+    async def set_webhook(code: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
+                          body: WebhookIn, actor: Mediator) -> dict[str, Any]:
+        from services.notify.adapters.directory import set_webhook as store
+
+        await run_in_threadpool(store, c.mediation.engine, code, body.url, body.secret)
+        return {"insurer_code": code, "url": body.url, "secret": "whsec_…" + body.secret[-4:]}
+
+    # ------------------------------------------------------------ public
+
+    @api.get("/keys", tags=["evidence"])
+    async def keys() -> dict[str, Any]:
+        """The public keys evidence packets are signed with (Ed25519)."""
+        from services.mediation.packet.sign import published_keys
+
+        return {"keys": published_keys(c.key_dir)}
+
+    @api.post("/packets/verify", tags=["evidence"])
+    async def verify(request: Request) -> dict[str, Any]:
+        """Check a packet's hashes and signature against the published keys (public)."""
+        from services.mediation.packet.sign import verify_bytes
+
+        v = await run_in_threadpool(verify_bytes, await request.body(), c.key_dir)
+        return {"valid": v.ok, "problems": v.problems}
+
+    @api.get("/status/{case_number}", tags=["rider"])
+    async def rider_status(case_number: Annotated[str, Depends(_case_number)],
+                           code: Annotated[str, Query(min_length=1, max_length=32)],
+                           lang: Annotated[str | None, Query(pattern="^(zh|en)$")] = None) -> dict[str, Any]:
+        """Status, plain next step and last update of a case, for the holder of its access code."""
+        st = await run_in_threadpool(c.mediation.rider_status, case_number=case_number, code=code)
+        if st is None:
+            raise NotFound("no case with this number and code")
+        return status_view(st, lang or st["lang"])
+
+    app.include_router(api)
+    for r in c.extra_routers:
+        app.include_router(r)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        try:
+            await run_in_threadpool(c.mediation.pending_outbox, 1)
+        except Exception:
+            return JSONResponse({"status": "database unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.exception_handler(Unauthorized)
+    async def _401(_: Request, e: Unauthorized) -> JSONResponse:
+        return JSONResponse({"detail": "missing or invalid bearer token"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+
+    return app
+
+
+def _case_number(case_number: str) -> str:
+    if len(case_number) > 64:
+        raise NotFound("no case with this number and code")
+    return case_number
+
+
+def status_view(st: dict[str, Any], lang: str) -> dict[str, Any]:
+    s = st["status"]
+    zh = lang != "en"
+    deadline: datetime | None = st.get("deadline")
+    return {"case_number": st["case_number"], "status": s, "status_label": (STATUS_ZH if zh else STATUS_EN)[s],
+            "next_step": (NEXT_ZH if zh else NEXT_EN)[s], "updated_at": st["updated_at"].isoformat(),
+            "deadline": deadline.isoformat() if deadline else None, "lang": "zh" if zh else "en"}
+
+
+class Unauthorized(Exception):
+    pass
+
+
+class BodyLimit(BaseHTTPMiddleware):
+    """Refuse bodies larger than the limit with 413 before reading them."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        super().__init__(app)
+        self.limit = limit
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > self.limit):
+            return JSONResponse({"detail": f"body larger than {self.limit} bytes"}, status_code=413)
+        return await call_next(request)
+
+
+__all__ = ["Container", "create_app"]

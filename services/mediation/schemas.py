@@ -1,0 +1,90 @@
+"""What clients send and receive (schema family per entity; never the table classes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.mediation.domain.coverage import PRODUCTS
+from services.mediation.domain.model import Status
+
+Text = Annotated[str, Field(max_length=2000)]
+Short = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Place(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    crs: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
+
+
+class RiderIn(Strict):
+    id: Short
+    name: Short
+    phone: str = Field(pattern=r"^\+?[0-9][0-9 -]{5,19}$", description="mobile number; never shown in a packet")
+    lang: Literal["zh", "en"] = "zh"
+
+
+class IncidentIn(Strict):
+    at: datetime = Field(description="ISO 8601 with offset; a naive time is read in XJ_TIMEZONE")
+    location: Place | None = None
+    description: Text = ""
+    injury: Annotated[str, Field(max_length=500)] = ""
+
+
+class ConsentIn(Strict):
+    given: bool
+    at: datetime | None = None
+    method: Annotated[str, Field(max_length=50)] = ""
+    scope: Annotated[str, Field(max_length=300)] = "trajectory around the incident, for this case only"
+
+
+class CaseCreate(Strict):
+    rider: RiderIn
+    insurer_code: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
+    policy_number: Short
+    claim_number: Short
+    incident: IncidentIn
+    denial_reason: Text = ""
+    consent: ConsentIn
+    product: str | None = Field(default=None, description=f"one of {', '.join(PRODUCTS)}; default from the insurer")
+
+    @field_validator("product")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None and v not in PRODUCTS:
+            raise ValueError(f"unknown product; expected one of {', '.join(PRODUCTS)}")
+        return v
+
+
+class CaseCreated(BaseModel):
+    case_id: str
+    case_number: str
+    status: Status
+    rider_access_code: str
+
+
+class TransitionIn(Strict):
+    to: Status
+    reason: Text = ""
+
+
+class InsurerResponseIn(Strict):
+    decision: Literal["accept", "reject"]
+    reason: Text = ""
+
+
+class WebhookIn(Strict):
+    url: Annotated[str, Field(pattern=r"^https?://", max_length=500)]
+    secret: Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$", max_length=200)]
+
+
+class FeedResult(BaseModel):
+    accepted: int
+    rejected: list[dict[str, object]]

@@ -1,0 +1,485 @@
+"""The mediation service's use cases. Each runs in one unit of work: the case row, its transition,
+its audit entry and the events it causes (in the outbox) are committed together or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import func, or_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from services.mediation.adapters.tables import (
+    AuditRow,
+    CaseRow,
+    EvidenceRequestRow,
+    InsurerRow,
+    OutboxRow,
+    PacketRow,
+    StatusAttemptRow,
+    TransitionRow,
+    UserRow,
+)
+from services.mediation.domain import audit, deadlines, lifecycle
+from services.mediation.domain.coverage import DEFAULT_PRODUCT
+from services.mediation.domain.errors import ConsentMissing, Forbidden, IllegalTransition, NotFound
+from services.mediation.domain.model import (
+    SYSTEM,
+    Actor,
+    Case,
+    Consent,
+    Incident,
+    Rider,
+    Role,
+    Status,
+    TransitionRecord,
+)
+from services.mediation.schemas import CaseCreate
+from services.mediation.settings import MediationSettings
+from shared import topics
+from shared.db import unit_of_work
+from shared.events import AssessmentRequested, EvidenceReady, EvidenceRequested, Event, InsurerResponded
+from shared.geo import to_wgs84
+
+logger = logging.getLogger(__name__)
+PRODUCER = "mediation"
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(t: datetime) -> datetime:
+    """SQLite hands back naive datetimes for aware columns: they were stored as UTC."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+@dataclass
+class Mediation:
+    engine: Engine
+    settings: MediationSettings
+    clock: Callable[[], datetime] = utcnow
+
+    # ------------------------------------------------------------ users and auth
+
+    def add_user(self, *, role: Role, name: str, insurer_code: str | None = None, office: str | None = None,
+                 email: str | None = None) -> tuple[str, str]:
+        if role is Role.INSURER and not insurer_code:
+            raise ValueError("an insurer account needs --insurer CODE")
+        token = secrets.token_urlsafe(32)
+        uid = str(uuid.uuid4())
+        with unit_of_work(self.engine) as s:
+            s.add(UserRow(id=uid, name=name, role=role.value, insurer_code=insurer_code,
+                          office=office or self.settings.office, email=email, token_hash=token_hash(token),
+                          created_at=self.clock()))
+            if insurer_code and s.get(InsurerRow, insurer_code) is None:
+                s.add(InsurerRow(code=insurer_code, name=name, email=email))
+        return uid, token
+
+    def authenticate(self, token: str) -> Actor | None:
+        with Session(self.engine) as s:
+            u = s.exec(select(UserRow).where(UserRow.token_hash == token_hash(token), UserRow.active)).first()
+        if u is None:
+            return None
+        return Actor(Role(u.role), u.id, u.name, u.insurer_code, u.office)
+
+    # ------------------------------------------------------------ cases
+
+    def open_case(self, *, actor: Actor, cmd: CaseCreate) -> tuple[CaseRow, str]:
+        _require(actor, Role.MEDIATOR)
+        now = self.clock()
+        loc = None
+        if cmd.incident.location is not None:
+            la, lo = to_wgs84(cmd.incident.location.lat, cmd.incident.location.lon, cmd.incident.location.crs)
+            loc = (float(la), float(lo))
+        code = "".join(secrets.choice("0123456789") for _ in range(8))
+        with unit_of_work(self.engine) as s:
+            insurer = s.get(InsurerRow, cmd.insurer_code)
+            product = cmd.product or (insurer.default_product if insurer else DEFAULT_PRODUCT)
+            mediator = s.get(UserRow, actor.id)
+            row = CaseRow(
+                id=str(uuid.uuid4()), case_number=self._new_number(s), status=Status.OPENED.value,
+                rider_id=cmd.rider.id, rider_name=cmd.rider.name, rider_phone=cmd.rider.phone, rider_lang=cmd.rider.lang,
+                insurer_code=cmd.insurer_code, policy_number=cmd.policy_number, claim_number=cmd.claim_number,
+                product=product, incident_at=self._aware(cmd.incident.at),
+                incident_lat=loc[0] if loc else None, incident_lon=loc[1] if loc else None,
+                incident_description=cmd.incident.description, injury=cmd.incident.injury,
+                denial_reason=cmd.denial_reason, consent_given=cmd.consent.given,
+                consent_at=self._aware(cmd.consent.at) if cmd.consent.at else (now if cmd.consent.given else None),
+                consent_method=cmd.consent.method, consent_scope=cmd.consent.scope,
+                office=actor.office or self.settings.office, mediator_id=actor.id,
+                access_code_hash=token_hash(code), created_at=now, status_since=now,
+            )
+            case = to_domain(row)
+            row.due_at = deadlines.due_at(case)
+            s.add(row)
+            s.add(TransitionRow(case_id=row.id, at=now, actor=actor.label, from_status=None, to_status=row.status,
+                                reason="case opened"))
+            self._audit(s, row, actor.label, "case_opened", {
+                "insurer_code": row.insurer_code, "policy_number": row.policy_number, "claim_number": row.claim_number,
+                "consent_given": row.consent_given, "consent_method": row.consent_method})
+            self._emit(s, row, lifecycle.opened(case, actor), mediator, insurer)
+        return row, code
+
+    def _new_number(self, s: Session) -> str:
+        day = self.clock().strftime("%y%m%d")
+        while True:
+            n = f"XJ{day}-{''.join(secrets.choice(_CODE_ALPHABET) for _ in range(4))}"
+            if s.exec(select(CaseRow.id).where(CaseRow.case_number == n)).first() is None:
+                return n
+
+    def _aware(self, t: datetime) -> datetime:
+        if t.tzinfo is None:
+            import pendulum
+
+            return pendulum.instance(t, tz=self.settings.timezone).in_timezone("UTC")
+        return t.astimezone(UTC)
+
+    def _load(self, s: Session, actor: Actor, case_id: str, *, for_update: bool = False) -> CaseRow:
+        q = select(CaseRow).where(CaseRow.id == case_id)
+        if for_update:
+            q = q.with_for_update()
+        row = s.exec(q).first()
+        if row is None or not can_read(actor, row):
+            raise NotFound("no such case")  # the same answer whether it exists or not
+        return row
+
+    def get_case(self, *, actor: Actor, case_id: str) -> dict[str, Any]:
+        with Session(self.engine) as s:
+            row = self._load(s, actor, case_id)
+            hist = s.exec(select(TransitionRow).where(TransitionRow.case_id == case_id).order_by(TransitionRow.id)).all()
+            return self._public(row, list(hist), actor)
+
+    def list_cases(self, *, actor: Actor, status: str | None = None, insurer: str | None = None, q: str | None = None,
+                   overdue: bool | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        if actor.role not in (Role.MEDIATOR, Role.INSURER):
+            raise Forbidden("not allowed")
+        now = self.clock()
+        with Session(self.engine) as s:
+            stmt = select(CaseRow)
+            if actor.role is Role.MEDIATOR:
+                stmt = stmt.where(CaseRow.office == actor.office)
+            else:
+                stmt = stmt.where(CaseRow.insurer_code == actor.insurer_code)
+            if status:
+                stmt = stmt.where(CaseRow.status == status)
+            if insurer:
+                stmt = stmt.where(CaseRow.insurer_code == insurer)
+            if q:
+                like = f"%{q}%"
+                stmt = stmt.where(or_(CaseRow.case_number.like(like), CaseRow.rider_name.like(like),  # type: ignore[attr-defined]
+                                      CaseRow.claim_number.like(like), CaseRow.policy_number.like(like),  # type: ignore[attr-defined]
+                                      CaseRow.rider_id.like(like)))  # type: ignore[attr-defined]
+            if overdue is True:
+                stmt = stmt.where(CaseRow.due_at != None, CaseRow.due_at < now)  # noqa: E711
+            elif overdue is False:
+                stmt = stmt.where(or_(CaseRow.due_at == None, CaseRow.due_at >= now))  # noqa: E711
+            total = s.exec(select(func.count()).select_from(stmt.subquery())).one()
+            rows = s.exec(stmt.order_by(CaseRow.created_at.desc()).offset(offset).limit(limit)).all()  # type: ignore[attr-defined]
+            return {"total": total, "limit": limit, "offset": offset,
+                    "items": [self._summary(r, actor) for r in rows]}
+
+    def request_evidence(self, *, actor: Actor, case_id: str) -> str:
+        _require(actor, Role.MEDIATOR)
+        now = self.clock()
+        with unit_of_work(self.engine) as s:
+            row = self._load(s, actor, case_id, for_update=True)
+            if not row.consent_given:
+                raise ConsentMissing("the rider has not consented to the use of his location trail: "
+                                     "no trajectory may be requested (PIPL)")
+            case = to_domain(row)
+            moved, events = lifecycle.transition(case, Status.EVIDENCE_REQUESTED, actor, "evidence requested", now)
+            rid = str(uuid.uuid4())
+            s.add(EvidenceRequestRow(id=rid, case_id=row.id, requested_at=now))
+            self._apply(s, row, moved, actor)
+            self._audit(s, row, actor.label, "evidence_requested", {"request_id": rid})
+            req = AssessmentRequested(request_id=rid, case_id=row.id, rider_id=row.rider_id,
+                                      incident_at=aware(row.incident_at),
+                                      location=(row.incident_lat, row.incident_lon) if row.incident_lat is not None
+                                      and row.incident_lon is not None else None,
+                                      window_min=self.settings.evidence_window_min)
+            self._outbox(s, topics.ASSESSMENT_REQUESTED, row.rider_id, req)
+            self._emit(s, row, [*events, EvidenceRequested(**lifecycle.case_fields(moved, actor), request_id=rid)])
+        return rid
+
+    def transition(self, *, actor: Actor, case_id: str, to: Status, reason: str) -> dict[str, Any]:
+        if to is Status.EVIDENCE_REQUESTED:
+            self.request_evidence(actor=actor, case_id=case_id)
+            return self.get_case(actor=actor, case_id=case_id)
+        now = self.clock()
+        with unit_of_work(self.engine) as s:
+            row = self._load(s, actor, case_id, for_update=True)
+            moved, events = lifecycle.transition(to_domain(row), to, actor, reason, now)
+            self._apply(s, row, moved, actor)
+            self._audit(s, row, actor.label, "status_changed", {"to": to.value, "reason": reason})
+            self._emit(s, row, events)
+        return self.get_case(actor=actor, case_id=case_id)
+
+    def insurer_response(self, *, actor: Actor, case_id: str, decision: str, reason: str) -> dict[str, Any]:
+        _require(actor, Role.INSURER)
+        now = self.clock()
+        to = Status.INSURER_ACCEPTED if decision == "accept" else Status.INSURER_REJECTED
+        with unit_of_work(self.engine) as s:
+            row = self._load(s, actor, case_id, for_update=True)
+            moved, events = lifecycle.transition(to_domain(row), to, actor, reason, now)
+            self._apply(s, row, moved, actor)
+            self._audit(s, row, actor.label, "insurer_responded", {"decision": decision, "reason": reason})
+            self._emit(s, row, [*events, InsurerResponded(**lifecycle.case_fields(moved, actor), decision=decision,
+                                                          reason=reason)])
+        return self.get_case(actor=actor, case_id=case_id)
+
+    # ------------------------------------------------------------ evidence
+
+    def store_packet(self, *, case_id: str, request_id: str, packet: dict[str, Any], phase: str,
+                     continuous: bool) -> None:
+        """Called when the trajectory service's assessment has been made into a signed packet."""
+        now = self.clock()
+        raw = orjson.dumps(packet, option=orjson.OPT_SORT_KEYS)
+        digest = hashlib.sha256(raw).hexdigest()
+        with unit_of_work(self.engine) as s:
+            req = s.get(EvidenceRequestRow, request_id)
+            if req is None or req.state != "pending":
+                return  # a repeated delivery, or a request superseded by a newer one
+            row = self._load(s, SYSTEM_READER, case_id, for_update=True)
+            req.state = "ready"
+            s.add(req)
+            pid = str(packet.get("packet_id") or uuid.uuid4())
+            s.add(PacketRow(id=pid, case_id=case_id, created_at=now, sha256=digest, body=raw))
+            row.packet_id, row.assessment_phase = pid, phase
+            if row.status == Status.EVIDENCE_REQUESTED.value:
+                moved, events = lifecycle.transition(to_domain(row), Status.EVIDENCE_READY, SYSTEM,
+                                                     f"assessment: {phase}", now)
+                self._apply(s, row, moved, SYSTEM)
+            else:
+                moved, events = to_domain(row), []
+                s.add(row)
+            self._audit(s, row, SYSTEM.label, "packet_built", {"packet_id": pid, "sha256": digest, "phase": phase})
+            self._emit(s, row, [*events, EvidenceReady(**lifecycle.case_fields(moved, SYSTEM), packet_id=pid,
+                                                       packet_sha256=digest, phase=phase,
+                                                       continuous_delivery=continuous)])
+
+    def evidence_failed(self, *, case_id: str, request_id: str, reason: str) -> None:
+        now = self.clock()
+        with unit_of_work(self.engine) as s:
+            req = s.get(EvidenceRequestRow, request_id)
+            if req is None or req.state != "pending":
+                return
+            req.state, req.detail = "failed", reason
+            s.add(req)
+            row = self._load(s, SYSTEM_READER, case_id, for_update=True)
+            if row.status == Status.EVIDENCE_REQUESTED.value:
+                moved, events = lifecycle.transition(to_domain(row), Status.OPENED, SYSTEM, f"no evidence: {reason}", now)
+                self._apply(s, row, moved, SYSTEM)
+                self._emit(s, row, events)
+            self._audit(s, row, SYSTEM.label, "evidence_failed", {"request_id": request_id, "reason": reason})
+
+    def case_for_packet(self, case_id: str) -> CaseRow:
+        with Session(self.engine) as s:
+            row = s.get(CaseRow, case_id)
+            if row is None:
+                raise NotFound("no such case")
+            return row
+
+    def packet(self, *, actor: Actor, case_id: str) -> dict[str, Any]:
+        with Session(self.engine) as s:
+            row = self._load(s, actor, case_id)
+            if row.packet_id is None:
+                raise NotFound("no evidence packet yet")
+            p = s.get(PacketRow, row.packet_id)
+            assert p is not None
+            body: dict[str, Any] = orjson.loads(p.body)
+            return body
+
+    # ------------------------------------------------------------ rider
+
+    def rider_status(self, *, case_number: str, code: str) -> dict[str, Any] | None:
+        """The status of a case for whoever holds its number and access code; None if they don't
+        match. Wrong codes are counted per case number and lock it for a while."""
+        now = self.clock()
+        with unit_of_work(self.engine) as s:
+            att = s.get(StatusAttemptRow, case_number[:64])
+            if att is not None and att.locked_until is not None and aware(att.locked_until) > now:
+                raise Locked(aware(att.locked_until))
+            row = s.exec(select(CaseRow).where(CaseRow.case_number == case_number)).first()
+            ok = row is not None and secrets.compare_digest(row.access_code_hash, token_hash(code))
+            if not ok:
+                att = att or StatusAttemptRow(case_number=case_number[:64])
+                att.failures += 1
+                att.last_failure = now
+                if att.failures >= self.settings.status_max_failures:
+                    att.locked_until = now + timedelta(minutes=self.settings.status_lock_minutes)
+                    att.failures = 0
+                s.add(att)
+                return None
+            assert row is not None
+            if att is not None:
+                s.delete(att)
+            case = to_domain(row)
+            return {"case_number": row.case_number, "status": row.status, "updated_at": aware(row.status_since),
+                    "deadline": deadlines.due_at(case), "case_id": row.id, "lang": row.rider_lang}
+
+    # ------------------------------------------------------------ audit
+
+    def audit_trail(self, *, actor: Actor, case_id: str) -> dict[str, Any]:
+        with Session(self.engine) as s:
+            row = self._load(s, actor, case_id)
+            entries = [_entry(a) for a in s.exec(select(AuditRow).where(AuditRow.case_id == case_id)
+                                                 .order_by(AuditRow.seq)).all()]
+            problems = audit.verify(entries)
+            if entries and (entries[-1].seq != row.audit_seq or entries[-1].hash != row.audit_head):
+                problems.append(f"the trail ends at entry {entries[-1].seq} but the case records {row.audit_seq}: "
+                                "entries were removed")
+            return {"intact": not problems, "problems": problems,
+                    "entries": [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "data": e.data,
+                                 "hash": e.hash} for e in entries]}
+
+    # ------------------------------------------------------------ internals
+
+    def _apply(self, s: Session, row: CaseRow, moved: Case, actor: Actor) -> None:
+        rec = moved.history[-1]
+        row.status = moved.status.value
+        row.status_since = rec.at
+        row.due_at = deadlines.due_at(moved)
+        row.version += 1
+        s.add(row)
+        s.add(TransitionRow(case_id=row.id, at=rec.at, actor=rec.actor,
+                            from_status=rec.from_status.value if rec.from_status else None,
+                            to_status=rec.to_status.value, reason=rec.reason))
+
+    def _audit(self, s: Session, row: CaseRow, actor: str, action: str, data: dict[str, Any]) -> None:
+        prev = s.exec(select(AuditRow).where(AuditRow.case_id == row.id).order_by(AuditRow.seq.desc())).first()  # type: ignore[attr-defined]
+        e = audit.append(_entry(prev) if prev else None, row.id, self.clock().isoformat(), actor, action, data)
+        s.add(AuditRow(case_id=e.case_id, seq=e.seq, at=e.at, actor=e.actor, action=e.action,
+                       data=orjson.dumps(e.data, option=orjson.OPT_SORT_KEYS).decode(), prev_hash=e.prev_hash,
+                       hash=e.hash))
+        row.audit_seq, row.audit_head = e.seq, e.hash
+        s.add(row)
+
+    def _emit(self, s: Session, row: CaseRow, events: list[Event], mediator: UserRow | None = None,
+              insurer: InsurerRow | None = None) -> None:
+        mediator = mediator or s.get(UserRow, row.mediator_id)
+        insurer = insurer or s.get(InsurerRow, row.insurer_code)
+        for ev in events:
+            ev = ev.model_copy(update={"mediator_email": mediator.email if mediator else None,
+                                       "insurer_email": insurer.email if insurer else None})
+            self._outbox(s, topics.CASE_EVENTS, row.id, ev)
+
+    def _outbox(self, s: Session, topic: str, key: str, ev: Event) -> None:
+        env = ev.envelope(key=key, producer=PRODUCER, occurred_at=self.clock())
+        s.add(OutboxRow(event_id=env.id, topic=topic, key=key, payload=env.to_bytes(), created_at=self.clock()))
+
+    def _summary(self, row: CaseRow, actor: Actor) -> dict[str, Any]:
+        now = self.clock()
+        due = aware(row.due_at) if row.due_at else None
+        return {"case_id": row.id, "case_number": row.case_number, "status": row.status,
+                "rider_name": row.rider_name if actor.role is Role.MEDIATOR else _mask_name(row.rider_name),
+                "insurer_code": row.insurer_code, "claim_number": row.claim_number,
+                "incident_at": aware(row.incident_at), "created_at": aware(row.created_at),
+                "status_since": aware(row.status_since), "due_at": due, "overdue": bool(due and now > due),
+                "phase": row.assessment_phase}
+
+    def _public(self, row: CaseRow, hist: list[TransitionRow], actor: Actor) -> dict[str, Any]:
+        out = self._summary(row, actor)
+        mediator = actor.role is Role.MEDIATOR
+        out.update({
+            "rider": {"id": row.rider_id, "name": row.rider_name if mediator else _mask_name(row.rider_name),
+                      "phone": row.rider_phone if mediator else _mask_phone(row.rider_phone), "lang": row.rider_lang},
+            "policy_number": row.policy_number, "product": row.product,
+            "incident": {"at": aware(row.incident_at), "description": row.incident_description, "injury": row.injury,
+                         "location": {"lat": row.incident_lat, "lon": row.incident_lon}
+                         if row.incident_lat is not None else None},
+            "denial_reason": row.denial_reason,
+            "consent": {"given": row.consent_given, "at": aware(row.consent_at) if row.consent_at else None,
+                        "method": row.consent_method, "scope": row.consent_scope},
+            "office": row.office, "packet_id": row.packet_id,
+            "allowed_transitions": [s.value for s in lifecycle.allowed(Status(row.status), actor.role)],
+            "history": [{"at": aware(h.at), "actor": h.actor, "from": h.from_status, "to": h.to_status,
+                         "reason": h.reason} for h in hist],
+        })
+        return out
+
+    def pending_outbox(self, limit: int = 500) -> list[OutboxRow]:
+        with Session(self.engine) as s:
+            return list(s.exec(select(OutboxRow).where(OutboxRow.published_at == None)  # noqa: E711
+                               .order_by(OutboxRow.seq).limit(limit)).all())
+
+    def mark_published(self, seqs: list[int]) -> None:
+        with unit_of_work(self.engine) as s:
+            for row in s.exec(select(OutboxRow).where(OutboxRow.seq.in_(seqs))).all():  # type: ignore[union-attr]
+                row.published_at = self.clock()
+                s.add(row)
+
+    def overdue_cases(self) -> list[CaseRow]:
+        now = self.clock()
+        with Session(self.engine) as s:
+            return list(s.exec(select(CaseRow).where(CaseRow.due_at != None, CaseRow.due_at < now)).all())  # noqa: E711
+
+
+class Locked(Exception):
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"too many wrong codes; try again after {until.isoformat()}")
+        self.until = until
+
+
+SYSTEM_READER = Actor(Role.SYSTEM, "system")
+
+
+def can_read(actor: Actor, row: CaseRow) -> bool:
+    if actor.role is Role.SYSTEM:
+        return True
+    if actor.role is Role.MEDIATOR:
+        return row.office == actor.office
+    if actor.role is Role.INSURER:
+        return row.insurer_code == actor.insurer_code
+    return False
+
+
+def _require(actor: Actor, role: Role) -> None:
+    if actor.role is not role:
+        raise Forbidden(f"only a {role.value} may do this")
+
+
+def to_domain(row: CaseRow) -> Case:
+    return Case(
+        case_id=row.id, case_number=row.case_number, status=Status(row.status),
+        rider=Rider(row.rider_id, row.rider_name, row.rider_phone, row.rider_lang),
+        insurer_code=row.insurer_code, policy_number=row.policy_number, claim_number=row.claim_number,
+        product=row.product,
+        incident=Incident(aware(row.incident_at), row.incident_description, row.injury,
+                          (row.incident_lat, row.incident_lon) if row.incident_lat is not None
+                          and row.incident_lon is not None else None),
+        denial_reason=row.denial_reason,
+        consent=Consent(row.consent_given, aware(row.consent_at) if row.consent_at else None, row.consent_method,
+                        row.consent_scope),
+        office=row.office, mediator_id=row.mediator_id, created_at=aware(row.created_at),
+        status_since=aware(row.status_since), packet_id=row.packet_id, assessment_phase=row.assessment_phase,
+    )
+
+
+def _entry(a: AuditRow) -> audit.Entry:
+    return audit.Entry(a.case_id, a.seq, a.at, a.actor, a.action, orjson.loads(a.data), a.prev_hash, a.hash)
+
+
+def _mask_name(name: str) -> str:
+    return name[:1] + "*" * max(1, len(name) - 1) if name else ""
+
+
+def _mask_phone(phone: str) -> str:
+    digits = phone.strip()
+    return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"
+
+
+__all__ = ["Mediation", "IllegalTransition", "Locked", "TransitionRecord"]
