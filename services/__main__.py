@@ -1,4 +1,4 @@
-"""``python -m services demo`` (and, with the mediation service, ``up``)."""
+"""``python -m services up | demo``"""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("demo", help="replay the seed case end to end; artefacts under var/demo/")
+    sub.add_parser("up", help="all three services in one process, in-process bus and SQLite; HTTP on XJ_HTTP_PORT")
     args = parser.parse_args(argv)
+    if args.cmd == "up":
+        import logging
+
+        from services.bootstrap import serve
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return serve()
     if args.cmd == "demo":
         from services import demo
 

@@ -1,0 +1,127 @@
+"""Wiring: the one place that builds engines, the bus, the services and the HTTP server.
+
+``python -m services up`` runs trajectory, mediation and notify in ONE process on the in-process
+bus and SQLite (the embedded default); ``python -m services.<name> serve|worker`` runs one service
+as its own process, on Kafka when ``XJ_BUS=kafka``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from shared.bus import Bus, InMemoryBus
+from shared.config import Settings
+from shared.db import database_url, make_engine
+
+logger = logging.getLogger(__name__)
+SERVICES = ("trajectory", "mediation", "notify")
+
+
+def database(settings: Settings, services: tuple[str, ...] = SERVICES) -> Engine:
+    """The engine, with each named service's tables brought up to date."""
+    engine = make_engine(database_url(settings.database_url, settings.data_dir))
+    for name in services:
+        if name == "mediation":
+            from services.mediation.adapters import migrate
+        elif name == "notify":
+            from services.notify.adapters import migrate  # type: ignore[no-redef]
+        else:
+            from services.trajectory.adapters import migrate  # type: ignore[no-redef]
+        migrate.upgrade(engine)
+    return engine
+
+
+def make_bus(settings: Settings) -> Bus:
+    if settings.bus == "kafka":
+        from shared.bus_kafka import KafkaBus
+
+        return KafkaBus(settings.kafka_bootstrap)  # type: ignore[return-value]
+    if settings.bus != "memory":
+        raise SystemExit(f"XJ_BUS must be memory or kafka, not {settings.bus!r}")
+    return InMemoryBus()
+
+
+async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, ready: asyncio.Event | None = None,
+              stop: asyncio.Event | None = None) -> None:
+    """Run the named services until ``stop`` is set (or the server is interrupted)."""
+    from services.mediation.settings import MediationSettings
+
+    settings = MediationSettings()
+    engine = database(settings, services)
+    bus = make_bus(settings)
+    stop = stop or asyncio.Event()
+    tasks: list[asyncio.Task[Any]] = []
+    server = None
+    if "trajectory" in services:
+        from services.trajectory.runtime import run_embedded
+
+        tasks.append(asyncio.create_task(run_embedded(bus, engine, settings, stop), name="trajectory"))
+    if "notify" in services:
+        from services.notify.worker import run as run_notify
+
+        tasks.append(asyncio.create_task(run_notify(bus, engine, settings, stop), name="notify"))
+    if "mediation" in services:
+        import uvicorn
+
+        from services.mediation import runtime
+        from services.mediation.api.app import Container, create_app
+        from services.mediation.service import Mediation
+
+        mediation = Mediation(engine, settings)
+        container = Container(mediation=mediation, bus=bus, tz=settings.timezone, key_dir=settings.key_dir)
+        app = create_app(container)
+        _mount_extras(app, container, engine, settings)
+        runtime.subscribe(mediation, bus, settings.key_dir, container.poke)
+        tasks.append(asyncio.create_task(runtime.relay_outbox(mediation, bus, container.poke, stop), name="relay"))
+        config = uvicorn.Config(app, host="127.0.0.1", port=port or settings.http_port, log_level="warning",
+                                access_log=False)
+        server = uvicorn.Server(config)
+    await asyncio.sleep(0)  # let the services subscribe before the bus starts
+    await bus.start()
+    try:
+        if server is not None:
+            serving = asyncio.create_task(server.serve(), name="http")
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.05)
+            logger.info("serving on http://127.0.0.1:%s", server.config.port)
+            if ready is not None:
+                ready.set()
+            done, _ = await asyncio.wait([serving, asyncio.create_task(stop.wait())],
+                                         return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            await serving
+        else:
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+    finally:
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await bus.stop()
+        engine.dispose()
+
+
+def _mount_extras(app: Any, container: Any, engine: Engine, settings: Settings) -> None:
+    """Routers of the other services and the web pages, served by the same HTTP server."""
+    try:
+        from services.notify.api import make_router
+    except ImportError:  # notify not installed in this deployment
+        return
+    app.include_router(make_router(container.require_mediator, container.require_case_reader, engine))
+
+
+def serve(only: str | None = None) -> int:
+    services = SERVICES if only is None else (only,)
+    try:
+        asyncio.run(run(services))
+    except KeyboardInterrupt:
+        pass
+    return 0

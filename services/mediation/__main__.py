@@ -1,0 +1,3 @@
+from services.mediation.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""The case lifecycle, coverage, deadlines and the audit chain: pure rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.mediation.domain import audit, deadlines, lifecycle
+from services.mediation.domain.coverage import PRODUCTS, finding
+from services.mediation.domain.errors import Forbidden, IllegalTransition
+from services.mediation.domain.model import SYSTEM, Actor, Case, Consent, Incident, Rider, Role, Status
+from shared.events import StatusChanged
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 5, 14, 8, 0, tzinfo=UTC)
+MED = Actor(Role.MEDIATOR, "m1", "王调解", office="xiacheng")
+INS = Actor(Role.INSURER, "i1", "PICC claims", insurer_code="PICC")
+OTHER_INS = Actor(Role.INSURER, "i2", "Other", insurer_code="OTHER")
+
+
+def case(status: Status = Status.OPENED) -> Case:
+    return Case("c1", "XJ260514-AB12", status, Rider("R1", "李明", "13800138000"), "PICC", "P-1", "CL-1",
+                "continuous-delivery", Incident(NOW - timedelta(hours=5)), "15 minutes off delivering",
+                Consent(True, NOW, "written"), "xiacheng", "m1", NOW, NOW)
+
+
+HAPPY = [(Status.EVIDENCE_REQUESTED, MED), (Status.EVIDENCE_READY, SYSTEM), (Status.UNDER_REVIEW, MED),
+         (Status.PROPOSAL_SENT, MED), (Status.INSURER_ACCEPTED, INS), (Status.RESOLVED, MED), (Status.CLOSED, MED)]
+
+
+def test_the_happy_path_records_who_when_from_to_and_why():
+    c = case()
+    for k, (to, actor) in enumerate(HAPPY):
+        c, events = lifecycle.transition(c, to, actor, f"step {k}", NOW + timedelta(minutes=k))
+        assert c.status is to
+        assert isinstance(events[0], StatusChanged) and events[0].status == to.value
+        rec = c.history[-1]
+        assert (rec.actor, rec.to_status, rec.reason, rec.at) == (actor.label, to, f"step {k}", NOW + timedelta(minutes=k))
+    assert [r.to_status for r in c.history] == [s for s, _ in HAPPY]
+    assert lifecycle.allowed(Status.CLOSED, Role.MEDIATOR) == []
+
+
+def test_an_illegal_move_is_refused_with_the_allowed_ones():
+    with pytest.raises(IllegalTransition) as e:
+        lifecycle.transition(case(), Status.RESOLVED, MED, "", NOW)
+    assert set(e.value.allowed) == {Status.EVIDENCE_REQUESTED, Status.ESCALATED, Status.WITHDRAWN}
+    assert "evidence_requested" in str(e.value)
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_every_status_is_in_the_table_and_reachable_moves_are_statuses(status):
+    assert status in lifecycle.TRANSITIONS
+    for to, roles in lifecycle.TRANSITIONS[status].items():
+        assert isinstance(to, Status) and roles
+
+
+def test_roles_are_enforced():
+    with pytest.raises(Forbidden):
+        lifecycle.transition(case(Status.PROPOSAL_SENT), Status.INSURER_ACCEPTED, MED, "", NOW)
+    with pytest.raises(Forbidden):
+        lifecycle.transition(case(Status.EVIDENCE_REQUESTED), Status.EVIDENCE_READY, MED, "", NOW)
+    with pytest.raises(Forbidden):
+        lifecycle.transition(case(Status.PROPOSAL_SENT), Status.INSURER_ACCEPTED, OTHER_INS, "", NOW)
+    moved, _ = lifecycle.transition(case(Status.PROPOSAL_SENT), Status.INSURER_REJECTED, INS, "not covered", NOW)
+    assert moved.status is Status.INSURER_REJECTED
+    # several rounds of talks: back to review after a refusal
+    again, _ = lifecycle.transition(moved, Status.UNDER_REVIEW, MED, "new evidence", NOW)
+    assert again.status is Status.UNDER_REVIEW
+
+
+def test_coverage_names_the_clause():
+    f = finding("continuous-delivery", "connecting")
+    assert f.covered and f.clause_id == "art-3.2" and "衔接" in f.clause_text_zh
+    assert not finding("delivering-only", "connecting").covered
+    assert finding("delivering-only", "delivering").covered
+    assert finding("online-time", "idle").covered
+    assert not finding("online-time", "offline").covered
+    assert not finding("continuous-delivery", "insufficient_data").covered
+    for p in PRODUCTS.values():
+        assert p.clauses and all(c.text_en and c.text_zh for c in p.clauses)
+
+
+def test_deadlines_flag_overdue_cases():
+    c = case(Status.PROPOSAL_SENT)
+    due = deadlines.due_at(c)
+    assert due == NOW + timedelta(hours=168)
+    assert not deadlines.overdue(c, NOW + timedelta(hours=100))
+    assert deadlines.overdue(c, NOW + timedelta(hours=169))
+    assert deadlines.due_at(case(Status.CLOSED)) is None
+    custom = {Status.PROPOSAL_SENT: 24.0}
+    assert deadlines.overdue(c, NOW + timedelta(hours=25), custom)
+
+
+def chain(n: int) -> list[audit.Entry]:
+    out: list[audit.Entry] = []
+    for k in range(n):
+        out.append(audit.append(out[-1] if out else None, "c1", f"2026-05-14T08:0{k}:00+00:00", "mediator:m1",
+                                "step", {"k": k}))
+    return out
+
+
+def test_audit_chain_detects_any_edit_removal_or_reorder():
+    entries = chain(5)
+    assert audit.verify(entries) == []
+    edited = list(entries)
+    edited[2] = replace(edited[2], data={"k": 99})
+    assert "entry 3 (step) was altered" in audit.verify(edited)
+    removed = entries[:2] + entries[3:]
+    assert audit.verify(removed)
+    swapped = list(entries)
+    swapped[1], swapped[2] = replace(entries[2], seq=2), replace(entries[1], seq=3)
+    assert audit.verify(swapped)
