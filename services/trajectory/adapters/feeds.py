@@ -9,7 +9,7 @@ line by line with orjson instead. Both paths feed the same vectorised validation
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -434,3 +434,43 @@ def build_days(events: list[tuple[RawEvent, float]], gps: GpsColumns) -> dict[st
     per = assemble(events)
     tracks = gps.by_rider()
     return {r: RiderDay(r, *per.get(r, ((), ())), tracks.get(r, Track.empty())) for r in set(per) | set(tracks)}
+
+
+# ---------------------------------------------------------------- bus messages
+
+def message_lines(values: Sequence[bytes], source: str = "message") -> tuple[bytes, list[Problem]]:
+    """Message values (one contract line each) as one NDJSON buffer in which line ``i + 1`` is
+    message ``i``, for the file readers above. A value spread over several lines (pretty-printed
+    JSON) is compacted; an empty value becomes a blank line (which the readers skip) and a Problem."""
+    lines: list[bytes] = []
+    problems: list[Problem] = []
+    for no, value in enumerate(values, start=1):
+        raw = bytes(value).strip()
+        if not raw:
+            problems.append(Problem(source, no, "empty message"))
+            raw = b""
+        elif b"\n" in raw or b"\r" in raw:
+            try:
+                raw = orjson.dumps(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                problems.append(Problem(source, no, f"not JSON: {_snippet(raw)}"))
+                raw = b""
+        lines.append(raw)
+    return b"\n".join(lines), problems
+
+
+def read_gps_messages(values: Sequence[bytes], tz: str, source: str = "message") -> tuple[GpsColumns, list[Problem]]:
+    """GPS pings out of bus message values, validated and converted exactly as :func:`read_gps`
+    does for a file; ``GpsColumns.line`` and ``Problem.line`` are the message's index + 1."""
+    data, problems = message_lines(values, source)
+    cols, more = read_gps(data, source, tz)
+    return cols, sorted(problems + more, key=lambda p: p.line)
+
+
+def read_platform_messages(values: Sequence[bytes], tz: str,
+                           source: str = "message") -> tuple[list[tuple[RawEvent, float]], list[Problem]]:
+    """Platform events out of bus message values, as :func:`read_platform` reads a file;
+    ``RawEvent.line`` and ``Problem.line`` are the message's index + 1."""
+    data, problems = message_lines(values, source)
+    events, more = read_platform(data, source, tz)
+    return events, sorted(problems + more, key=lambda p: p.line)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .system import running_system, wait_for
+from services.embedded import running_system, wait_for
 
 pytestmark = pytest.mark.integration
 
