@@ -1,0 +1,117 @@
+"""The printable packet, read back by poppler's tools as a claims officer's viewer would; the seed
+case's packet, PDF, figures and public key are written to var/test-artefacts/ for people to look at
+(``python -m services.mediation packets verify var/test-artefacts/seed-case-packet.json --keys
+var/test-artefacts/keys``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from services.mediation.packet import KeyRing, build_packet, dump_packet, packet_sha256, verify_file
+from services.mediation.packet.pdf import render_pdf
+from services.mediation.packet.sample import seed_inputs
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+ARTEFACTS = ROOT / "var" / "test-artefacts"
+
+
+def poppler(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{tool} is missing: CI must install poppler-utils")
+        pytest.skip(f"{tool} not installed (apt-get install poppler-utils); the PDF's text is not checked")
+    return path
+
+
+@pytest.fixture(scope="module")
+def seed_packet(tmp_path_factory):
+    keys = tmp_path_factory.mktemp("keys")
+    ring = KeyRing(keys)
+    return ring.sign(build_packet(**seed_inputs())), ring
+
+
+@pytest.fixture(scope="module")
+def seed_pdf(seed_packet):
+    packet, ring = seed_packet
+    pdf = render_pdf(packet)
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTEFACTS / "seed-case-packet.pdf").write_bytes(pdf)
+    (ARTEFACTS / "seed-case-packet.json").write_bytes(dump_packet(packet))
+    (ARTEFACTS / "seed-case-map.svg").write_text(packet["figures"]["map.svg"], encoding="utf-8")
+    (ARTEFACTS / "seed-case-timeline.svg").write_text(packet["figures"]["timeline.svg"], encoding="utf-8")
+    pub = ARTEFACTS / "keys"
+    pub.mkdir(exist_ok=True)
+    (pub / "packet-signing-key.pub.pem").write_text(ring.public_pem())  # the public half only
+    return pdf
+
+
+def test_the_pdf_is_a_reproducible_a4_document(seed_packet, seed_pdf):
+    packet, _ = seed_packet
+    assert seed_pdf.startswith(b"%PDF-") and seed_pdf.rstrip().endswith(b"%%EOF")
+    assert render_pdf(packet) == seed_pdf
+
+
+def test_the_written_artefacts_verify(seed_pdf):
+    v = verify_file(ARTEFACTS / "seed-case-packet.json", ARTEFACTS / "keys")
+    assert v.ok, v.problems
+
+
+def test_the_pdf_reads_in_chinese_and_english(seed_packet, seed_pdf, tmp_path):
+    tool = poppler("pdftotext")
+    packet, ring = seed_packet
+    f = tmp_path / "p.pdf"
+    f.write_bytes(seed_pdf)
+    text = subprocess.run([tool, "-enc", "UTF-8", str(f), "-"], capture_output=True, check=True).stdout.decode()
+    for expected in ("XJ-2025-000123", "证据包", "Evidence packet", "两单衔接", "connecting", "案件事实", "Case facts",
+                     "MEING001507", "MEING002716", ring.key_id, "python -m services.mediation packets verify FILE",
+                     "138****5678", "Page 1 of", "事发时骑手处于两单之间的合理衔接阶段"):
+        assert expected in text, expected
+    assert "13812345678" not in text and "李明" not in text
+
+
+def test_the_pdf_metadata_names_the_packet(seed_packet, seed_pdf, tmp_path):
+    tool = poppler("pdfinfo")
+    packet, _ = seed_packet
+    f = tmp_path / "p.pdf"
+    f.write_bytes(seed_pdf)
+    info = subprocess.run([tool, str(f)], capture_output=True, check=True).stdout.decode()
+    assert packet["packet_id"] in info and packet_sha256(packet) in info
+    assert "Evidence packet XJ-2025-000123" in info and "A4" in info
+
+
+@pytest.mark.parametrize("damage", [
+    lambda p: {k: v for k, v in p.items() if k not in ("orders", "assessment", "figures")},
+    lambda p: {},
+    lambda p: {**p, "case": []},
+    lambda p: {**p, "assessment": {"confidence": "x", "explanation": "str", "data_quality": [1]}},
+    lambda p: {**p, "case": {"incident": {"location": {"lat": "a"}}}},
+    lambda p: {**p, "orders": [{"order_id": None}, 5]},
+    lambda p: {**p, "manifest": "x", "signature": []},
+    lambda p: {**p, "track": {"window": {"from": "bad"}}},
+    lambda p: {**p, "timeline": [{"start": 1}]},
+])
+def test_a_damaged_packet_still_prints_what_it_has(seed_packet, damage):
+    packet, _ = seed_packet
+    assert render_pdf(damage(packet)).startswith(b"%PDF-")
+
+
+def test_very_long_free_text_is_cut_in_print_not_fatal(seed_packet, tmp_path):
+    packet, _ = seed_packet
+    case = {**packet["case"], "denial_reason": "拒赔" * 8000, "incident": {**packet["case"]["incident"],
+                                                                            "description": "x" * 20000}}
+    pdf = render_pdf({**packet, "case": case, "assessment": {**packet["assessment"], "explanation": ["长句" * 3000]}})
+    assert pdf.startswith(b"%PDF-")
+    tool = shutil.which("pdftotext")
+    if tool:
+        f = tmp_path / "long.pdf"
+        f.write_bytes(pdf)
+        text = subprocess.run([tool, "-enc", "UTF-8", str(f), "-"], capture_output=True, check=True).stdout.decode()
+        assert "full text, 16000 characters, in the JSON file" in text.replace("\n", " ")
