@@ -1,57 +1,143 @@
-"""The seed case of the Heyuan Daily article, replayed through the engine.
+"""``make demo``: the seed case of the Heyuan Daily article, end to end, on the embedded default.
 
 Rider Li Ming fell in the rain at 14:10, fifteen minutes off the order record's "delivering"
-status; the insurer refused. Two variants of his day: the next order accepted just before the
-fall, and accepted just after it. Both must come out as continuous delivery.
+status; his insurer refused to pay. Here a community mediator settles it with Xianjie: the rider's
+feeds come in, a case is opened with his consent, the trajectory evidence is assessed, signed and
+verified, the insurer accepts, the case is resolved, and everyone is told. Everything goes through
+the real HTTP API of a system running in this process (trajectory, mediation and notify on the
+in-process bus and SQLite). Artefacts land in var/demo/.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-import orjson
+from services.embedded import free_port, running_system, wait_for
 
-from services.trajectory.adapters.feeds import load_dir
-from services.trajectory.domain.assess import analyse, assess
-from services.trajectory.domain.model import Params
-from shared.config import Settings
-from shared.timeutil import iso_local
-
-SEED = Path(__file__).resolve().parent.parent / "tests" / "data" / "scenarios"
-CASES = {
-    "seed-case-accepted": "下一单已在摔倒前接单 / next order accepted before the fall",
-    "seed-case-between": "下一单在摔倒后才接单 / next order accepted after the fall",
-}
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "tests" / "data" / "scenarios" / "seed-case-between"
 PHASE_ZH = {"to_pickup": "前往取餐", "at_merchant": "到店等餐", "delivering": "配送中", "connecting": "两单之间的合理衔接",
             "idle": "空闲", "offline": "下线", "insufficient_data": "数据不足"}
 
 
+def say(step: str, zh: str, en: str) -> None:
+    print(f"\n[{step}] {zh}\n      {en}", flush=True)
+
+
+class _Hooks(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Hooks.received.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 def main() -> int:
-    settings = Settings()
-    out_dir = settings.data_dir / "demo"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    params = Params()
-    ok = True
-    for name, title in CASES.items():
-        feeds = load_dir(SEED / name, settings.timezone)
-        print(f"\n=== {name}: {title}")
-        for p in feeds.problems:
-            print(f"  skipped {p}", file=sys.stderr)
-        results = []
-        for inc in feeds.incidents:
-            day = feeds.days[inc.rider_id]
-            res = assess(analyse(day, params), inc, params, lambda t: iso_local(t, settings.timezone))
-            results.append(res)
-            verdict = "属于连续配送 (continuous delivery)" if res["continuous_delivery"] else "不属于连续配送 (not continuous delivery)"
-            print(f"  事发 incident {inc.incident_id} at {inc.at_text}")
-            print(f"  阶段 phase: {PHASE_ZH[res['phase']]} ({res['phase']}), {verdict}, 置信度 confidence {res['confidence']}")
-            for zh, en in zip(res["explanation"], res["explanation_en"], strict=True):
-                print(f"   - {zh}\n     {en}")
-            ok &= bool(res["continuous_delivery"])
-        path = out_dir / f"{name}.assessment.json"
-        path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-        print(f"  written: {path}")
-    print("\n结论 Conclusion: " + ("两种情形下，摔倒都发生在连续配送期间，保险应予理赔。 In both variants the fall happened during continuous delivery."
-                                  if ok else "The engine did not find continuous delivery: see above."))
-    return 0 if ok else 1
+    out = ROOT / "var" / "demo"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    hook_port = free_port()
+    hooks = ThreadingHTTPServer(("127.0.0.1", hook_port), _Hooks)
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    incident = json.loads((SEED / "incidents.jsonl").read_text().splitlines()[0])
+    try:
+        with running_system(out, f"sqlite:///{out / 'xianjie.db'}") as s:
+            say("0", f"系统已启动（内嵌模式）：{s.base_url}", f"System up (embedded default) at {s.base_url}")
+            mediator = s.add_user("mediator", "王调解员", office="下城社区", email="mediator@xiacheng.example")
+            insurer = s.add_user("insurer", "某保险公司理赔部", insurer="PICC", email="claims@insurer.example")
+            feed = s.add_user("feed", "平台数据接口")
+            with s.client() as c:
+                c.headers["Authorization"] = f"Bearer {mediator}"
+                c.put("/api/v1/insurers/PICC/webhook",
+                      json={"url": f"http://127.0.0.1:{hook_port}/claims", "secret": "whsec_ZGVtby1zZWNyZXQtZm9yLXhpYW5qaWU="})
+                c.headers["Authorization"] = f"Bearer {feed}"
+                p = c.post("/api/v1/feeds/platform-events", content=(SEED / "platform.jsonl").read_bytes()).json()
+                g = c.post("/api/v1/feeds/gps", content=(SEED / "gps.jsonl").read_bytes()).json()
+                say("1", f"骑手当天的数据已导入：平台事件 {p['accepted']} 条，定位点 {g['accepted']} 个。",
+                    f"The rider's day is in: {p['accepted']} platform events, {g['accepted']} GPS fixes.")
+
+                c.headers["Authorization"] = f"Bearer {mediator}"
+                r = c.post("/api/v1/cases", json={
+                    "rider": {"id": incident["rider_id"], "name": "李明", "phone": "13800138000"},
+                    "insurer_code": "PICC", "policy_number": "PICC-RIDER-2025-0514", "claim_number": "CLM-2025-0088",
+                    "incident": {"at": incident["at"], "location": incident["location"],
+                                 "description": "雨天送餐途中摔倒，右手骨折", "injury": "右手掌骨骨折"},
+                    "denial_reason": "事发时间与订单“配送中”状态相差15分钟，不属于工作期间",
+                    "consent": {"given": True, "method": "written", "scope": "仅限本案事发前后的轨迹"},
+                }).json()
+                cid, number, code = r["case_id"], r["case_number"], r["rider_access_code"]
+                say("2", f"调解员立案：案件号 {number}，骑手已书面同意使用其轨迹（仅限本案）。骑手查询码 {code}。",
+                    f"The mediator opens case {number} with the rider's written consent; rider access code {code}.")
+
+                c.post(f"/api/v1/cases/{cid}/evidence-requests")
+                case = wait_for(lambda: (x := c.get(f"/api/v1/cases/{cid}").json())["status"] == "evidence_ready" and x)
+                raw = c.get(f"/api/v1/cases/{cid}/evidence-packet").content
+                packet = json.loads(raw)
+                a = packet["assessment"]
+                say("3", f"轨迹证据已生成：事发时处于「{PHASE_ZH[a['phase']]}」，"
+                    f"{'属于' if a['continuous_delivery'] else '不属于'}连续配送（置信度 {a['confidence']}）。",
+                    f"Evidence ready: the rider was '{a['phase']}' at the fall; continuous delivery: "
+                    f"{a['continuous_delivery']} (confidence {a['confidence']}).")
+                for zh, en in zip(a["explanation"], a.get("explanation_en", a["explanation"]), strict=False):
+                    print(f"      - {zh}\n        {en}")
+                cov = packet["coverage"]
+                print(f"      条款 clause {cov['clause_id']}: {cov['clause_text_zh']}")
+                (out / f"{number}.packet.json").write_bytes(raw)  # exactly as signed
+                pdf = c.get(f"/api/v1/cases/{cid}/evidence-packet", params={"format": "pdf"}).content
+                (out / f"{number}.packet.pdf").write_bytes(pdf)
+                verdict = subprocess.run([sys.executable, "-m", "services.mediation", "packets", "verify",
+                                          str(out / f"{number}.packet.json")], capture_output=True, text=True,
+                                         env={**__import__("os").environ, "XJ_DATA_DIR": str(out)})
+                say("4", f"证据包已签名（Ed25519）并验证：{verdict.stdout.strip()}；PDF 已写入 var/demo/{number}.packet.pdf。",
+                    f"Packet signed (Ed25519) and verified: {verdict.stdout.strip()}; PDF written to var/demo/{number}.packet.pdf.")
+
+                for to, why in (("under_review", "审查轨迹证据"), ("proposal_sent", "摔倒发生在两单之间的合理衔接阶段，建议理赔")):
+                    c.post(f"/api/v1/cases/{cid}/transitions", json={"to": to, "reason": why})
+                say("5", "调解员审查后向保险公司发送调解方案。", "The mediator reviews and sends the proposal to the insurer.")
+                c.headers["Authorization"] = f"Bearer {insurer}"
+                c.post(f"/api/v1/cases/{cid}/insurer-response",
+                       json={"decision": "accept", "reason": "证据显示属于连续配送的合理衔接，同意赔付"})
+                say("6", "保险公司核验证据后同意赔付。", "The insurer checks the evidence and accepts the claim.")
+                c.headers["Authorization"] = f"Bearer {mediator}"
+                c.post(f"/api/v1/cases/{cid}/transitions", json={"to": "resolved", "reason": "赔付已确认"})
+                case = c.get(f"/api/v1/cases/{cid}").json()
+                trail = c.get(f"/api/v1/cases/{cid}/audit").json()
+                say("7", f"案件已解决。状态历程：{' → '.join(h['to'] for h in case['history'])}；审计链完整：{trail['intact']}。",
+                    f"Case resolved. History: {' → '.join(h['to'] for h in case['history'])}; audit chain intact: {trail['intact']}.")
+                c.headers.pop("Authorization")
+                st = c.get(f"/api/v1/status/{number}", params={"code": code}).json()
+                say("8", f"骑手用手机查询：{st['status_label']}。{st['next_step']}",
+                    f"The rider checks on his phone: {st['status']} — status page {s.base_url}/status?case={number}&code={code}")
+                c.headers["Authorization"] = f"Bearer {mediator}"
+                notes = wait_for(lambda: _sent(c, cid), timeout=20)
+                say("9", f"各方通知（{len(notes)} 条）：", f"Notifications ({len(notes)}):")
+                for n in notes:
+                    print(f"      - {n.get('channel')} → {n.get('recipient')}: {n.get('state')} ({n.get('template', '')})")
+                print(f"      webhook 已收到 {len(_Hooks.received)} 次签名回调 / signed webhooks received: {len(_Hooks.received)}")
+                (out / f"{number}.case.json").write_text(json.dumps(case, ensure_ascii=False, indent=1, default=str))
+    finally:
+        hooks.shutdown()
+    print(f"\n结论 Conclusion: 摔倒发生在连续配送期间，保险公司已赔付。The fall happened during continuous delivery; "
+          f"the insurer paid.\nArtefacts: {out}")
+    return 0
+
+
+def _sent(c: Any, cid: str) -> list[dict[str, Any]] | None:
+    r = c.get(f"/api/v1/cases/{cid}/notifications")
+    if r.status_code != 200:
+        return None
+    items = r.json()
+    items = items.get("items", items) if isinstance(items, dict) else items
+    return items if items and all(n.get("state") in ("sent", "dead") for n in items) else None

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ver = packets.add_parser("verify", help="check a packet's signature and hashes; exit 0 valid, 1 invalid")
     ver.add_argument("file")
     ver.add_argument("--keys", help="folder of trusted public keys (default: this deployment's)")
+    ver.add_argument("--key", action="append", default=[], help="a trusted public key (base64, PEM or JWK); repeatable")
     aud = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_cmd", required=True)
     av = aud.add_parser("verify", help="check every case's hash chain; exit 0 intact, 1 altered")
     av.add_argument("--case", help="one case id")
@@ -35,12 +36,11 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = MediationSettings()
     if args.cmd == "packets":
-        from services.mediation.packet.sign import verify_file
+        from services.mediation.packet.sign import public_key_from_text, verify_file
 
-        v = verify_file(Path(args.file), Path(args.keys) if args.keys else settings.key_dir)
-        for p in v.problems:
-            print(f"invalid: {p}", file=sys.stderr)
-        print("valid" if v.ok else "INVALID")
+        v = verify_file(Path(args.file), Path(args.keys) if args.keys else settings.key_dir,
+                        keys=[public_key_from_text(k) for k in args.key])
+        print(v.report())
         return 0 if v.ok else 1
     from services.bootstrap import database
 

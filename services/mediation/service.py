@@ -247,7 +247,9 @@ class Mediation:
                      continuous: bool) -> None:
         """Called when the trajectory service's assessment has been made into a signed packet."""
         now = self.clock()
-        raw = orjson.dumps(packet, option=orjson.OPT_SORT_KEYS)
+        from services.mediation.packet.canonical import dump_packet
+
+        raw = dump_packet(packet)  # the exact bytes insurers download and verify
         digest = hashlib.sha256(raw).hexdigest()
         with unit_of_work(self.engine) as s:
             req = s.get(EvidenceRequestRow, request_id)
@@ -293,15 +295,19 @@ class Mediation:
                 raise NotFound("no such case")
             return row
 
-    def packet(self, *, actor: Actor, case_id: str) -> dict[str, Any]:
+    def packet_bytes(self, *, actor: Actor, case_id: str) -> bytes:
+        """The signed packet exactly as stored: the bytes its signature and hashes cover."""
         with Session(self.engine) as s:
             row = self._load(s, actor, case_id)
             if row.packet_id is None:
                 raise NotFound("no evidence packet yet")
             p = s.get(PacketRow, row.packet_id)
             assert p is not None
-            body: dict[str, Any] = orjson.loads(p.body)
-            return body
+            return bytes(p.body)
+
+    def packet(self, *, actor: Actor, case_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = orjson.loads(self.packet_bytes(actor=actor, case_id=case_id))
+        return body
 
     # ------------------------------------------------------------ rider
 

@@ -203,15 +203,18 @@ def create_app(c: Container) -> FastAPI:
              responses={200: {"content": {"application/pdf": {}}, "description": "JSON, or PDF with ?format=pdf"}})
     async def evidence_packet(case_id: str, actor: CurrentUser,
                               format: Annotated[str, Query(pattern="^(json|pdf)$")] = "json") -> Response:
-        packet = await run_in_threadpool(c.mediation.packet, actor=actor, case_id=case_id)
+        raw = await run_in_threadpool(c.mediation.packet_bytes, actor=actor, case_id=case_id)
         if format == "pdf":
+            import orjson
+
             from services.mediation.packet.pdf import render_pdf
 
+            packet = orjson.loads(raw)
             pdf = await run_in_threadpool(render_pdf, packet)
             number = packet.get("case", {}).get("case_number", case_id)
             return Response(pdf, media_type="application/pdf",
                             headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'})
-        return JSONResponse(packet)
+        return Response(raw, media_type="application/json")  # the signed bytes, unchanged
 
     @api.get("/cases/{case_id}/audit", tags=["cases"])
     async def audit_trail(case_id: str, actor: CurrentUser) -> dict[str, Any]:

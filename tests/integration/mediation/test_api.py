@@ -70,16 +70,19 @@ def test_seed_case_from_feeds_to_resolution(system, tmp_path):
         case = wait_for(lambda: (c := m.get(f"/api/v1/cases/{cid}").json())["status"] == "evidence_ready" and c)
         assert case["phase"] == "connecting"
 
-        packet = m.get(f"/api/v1/cases/{cid}/evidence-packet").json()
+        raw = m.get(f"/api/v1/cases/{cid}/evidence-packet").content
+        packet = json.loads(raw)
         assert packet["assessment"]["phase"] == "connecting"
         assert packet["assessment"]["continuous_delivery"] is True
         assert packet["coverage"]["covered"] is True and packet["coverage"]["clause_id"] == "art-3.2"
         assert "13800138000" not in json.dumps(packet, ensure_ascii=False)
-        assert public.post("/api/v1/packets/verify", content=json.dumps(packet)).json()["valid"] is True
+        assert public.post("/api/v1/packets/verify", content=raw).json()["valid"] is True
+        tampered = raw.replace(b'"connecting"', b'"idle"', 1)
+        assert public.post("/api/v1/packets/verify", content=tampered).json()["valid"] is False
         f = tmp_path / "packet.json"
-        f.write_text(json.dumps(packet, ensure_ascii=False))
+        f.write_bytes(raw)
         assert _verify_cli(f, s) == 0
-        f.write_text(json.dumps(packet, ensure_ascii=False).replace("connecting", "idle", 1))
+        f.write_bytes(tampered)
         assert _verify_cli(f, s) == 1
         pdf = m.get(f"/api/v1/cases/{cid}/evidence-packet", params={"format": "pdf"})
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
