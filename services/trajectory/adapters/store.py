@@ -1,0 +1,382 @@
+"""The trajectory service's durable feed store: GPS pings and platform events as received, evidence
+holds, and the answers to assessment requests. SQLite by default, PostgreSQL in production; the
+schema is created and upgraded by this service's own Alembic history (``migrate``), whose version
+table is ``alembic_version_trajectory`` so that it can share a database with the other services.
+
+Writes are one bulk statement per table and batch (``INSERT ... ON CONFLICT DO NOTHING`` through
+the driver's executemany, which both SQLite and PostgreSQL understand), never a round trip per ping.
+A ping delivered twice is stored once: its primary key is (rider, phone time, key), the key being a
+64-bit hash of its position and accuracy. A platform event's key is its ``event_id``, or for an
+event without one the SHA-256 of its canonical JSON.
+
+Retention deletes what was *received* longer ago than the retention (so a replay of an old day
+is kept as long as a live one), except inside the windows an evidence hold covers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from sqlalchemy import BigInteger, Index, Text, UniqueConstraint, text
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Field, SQLModel
+
+from services.trajectory.adapters.feeds import GpsColumns, RawEvent, assemble
+from services.trajectory.domain.model import Order, PresenceEvent, RiderDay, Track
+from shared.db import unit_of_work
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version_trajectory"
+TABLE_PREFIX = "trajectory_"
+ORDER_LOOKAROUND_S = 6 * 3600.0  # an order overlapping a window has all its events this close to it
+
+
+# ---------------------------------------------------------------- tables
+
+class GpsPing(SQLModel, table=True):
+    """One GPS fix as received: phone clock, WGS-84 (converted at the edge)."""
+
+    __tablename__ = "trajectory_gps_ping"
+    __table_args__ = (
+        Index("ix_trajectory_gps_ping_received_at", "received_at"),
+        {"sqlite_with_rowid": False},
+    )
+    rider_id: str = Field(primary_key=True)
+    t: float = Field(primary_key=True)  # epoch s, phone clock as received
+    k: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    lat: float
+    lon: float
+    accuracy: float | None = None
+    received_at: float  # epoch s
+
+
+class PlatformEvent(SQLModel, table=True):
+    """One platform event (order lifecycle or presence) as received; places in WGS-84."""
+
+    __tablename__ = "trajectory_platform_event"
+    __table_args__ = (
+        Index("ix_trajectory_platform_event_rider_t", "rider_id", "t"),
+        Index("ix_trajectory_platform_event_received_at", "received_at"),
+    )
+    uid: str = Field(primary_key=True)  # "id:<event_id>" or "sha256:<hash of the canonical JSON>"
+    rider_id: str
+    event_id: str | None = None
+    kind: str  # order | presence
+    type: str
+    t: float  # epoch s, platform clock
+    platform: str
+    order_id: str | None = None
+    merchant_lat: float | None = None
+    merchant_lon: float | None = None
+    customer_lat: float | None = None
+    customer_lon: float | None = None
+    raw: str = Field(sa_type=Text)  # the line as received
+    received_at: float
+
+
+class EvidenceHold(SQLModel, table=True):
+    """Feeds of ``rider_id`` are evidence for ``case_id``: its pings between ``t0`` and ``t1`` and its
+    platform events between ``ev_t0`` and ``ev_t1`` (which covers every event of the orders that
+    overlap the window, and the presence state at its start) are never purged."""
+
+    __tablename__ = "trajectory_evidence_hold"
+    __table_args__ = (
+        UniqueConstraint("case_id", "rider_id", "t0", "t1", name="uq_trajectory_evidence_hold"),
+        Index("ix_trajectory_evidence_hold_rider", "rider_id", "t0"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(index=True)
+    rider_id: str
+    t0: float
+    t1: float
+    ev_t0: float
+    ev_t1: float
+    created_at: float
+
+
+class AssessmentReply(SQLModel, table=True):
+    """The envelope answered to an assessment request, so that a repeated request gets it again."""
+
+    __tablename__ = "trajectory_assessment_reply"
+    request_id: str = Field(primary_key=True)
+    case_id: str
+    rider_id: str
+    type: str  # AssessmentReady | AssessmentFailed
+    envelope: str = Field(sa_type=Text)
+    created_at: float = Field(index=True)
+
+
+TABLES = (GpsPing.__table__, PlatformEvent.__table__, EvidenceHold.__table__, AssessmentReply.__table__)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- schema
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring this service's tables up to ``revision`` (run at start-up; safe to run concurrently on
+    PostgreSQL, where an advisory lock serialises workers starting together)."""
+    _alembic(engine, "upgrade", revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Take this service's tables back to ``revision`` (``base``: none of them)."""
+    _alembic(engine, "downgrade", revision)
+
+
+def _alembic(engine: Engine, how: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7342001)"))
+        cfg.attributes["connection"] = conn
+        getattr(command, how)(cfg, revision)
+
+
+# ---------------------------------------------------------------- ping keys
+
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser, vectorised (uint64 arithmetic wraps)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def ping_keys(lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64],
+              accuracy: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """A 63-bit hash of each fix's position and accuracy: with the rider and the time, the identity
+    of a ping (the same ping delivered twice has the same key)."""
+    acc = np.where(np.isnan(accuracy), np.nan, accuracy)  # one NaN bit pattern
+    h = np.full(lat.shape, 0x9E3779B97F4A7C15, dtype=np.uint64)
+    for col in (lat, lon, acc):
+        h = _mix(h ^ np.ascontiguousarray(col, dtype=np.float64).view(np.uint64))
+    return (h >> np.uint64(1)).astype(np.int64)
+
+
+def event_uid(ev: RawEvent, raw: bytes) -> str:
+    if ev.event_id is not None:
+        return "id:" + ev.event_id
+    try:
+        canonical = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        canonical = raw
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+# ---------------------------------------------------------------- the store
+
+@dataclass(frozen=True)
+class Stored:
+    pings: int  # new rows (duplicates of stored rows not counted)
+    events: int
+
+
+@dataclass(frozen=True)
+class Purged:
+    pings: int
+    events: int
+    replies: int
+
+
+_PING_COLS = ("rider_id", "t", "k", "lat", "lon", "accuracy", "received_at")
+_EVENT_COLS = ("uid", "rider_id", "event_id", "kind", "type", "t", "platform", "order_id",
+               "merchant_lat", "merchant_lon", "customer_lat", "customer_lon", "raw", "received_at")
+
+
+def _insert_sql(conn: Connection, table: str, cols: Sequence[str]) -> str:
+    ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))}) "
+            "ON CONFLICT DO NOTHING")
+
+
+def _bulk(conn: Connection, table: str, cols: Sequence[str], rows: list[tuple[Any, ...]]) -> int:
+    if not rows:
+        return 0
+    result = conn.exec_driver_sql(_insert_sql(conn, table, cols), rows)
+    return max(int(result.rowcount), 0)
+
+
+class FeedStore:
+    """The trajectory service's repository. Every method is one unit of work of its own."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- writing feeds
+
+    def add(self, *, gps: GpsColumns | None = None,
+            events: Sequence[tuple[RawEvent, float, bytes]] = (), received_at: float | None = None) -> Stored:
+        """Store validated pings and platform events (each with its time and raw line) in one
+        transaction; what is already stored is skipped."""
+        now = time.time() if received_at is None else received_at
+        ping_rows: list[tuple[Any, ...]] = []
+        if gps is not None and gps.t.size:
+            keys = ping_keys(gps.lat, gps.lon, gps.accuracy)
+            acc = [None if a != a else a for a in gps.accuracy.tolist()]
+            n = gps.t.size
+            ping_rows = list(zip(gps.rider.to_list(), gps.t.tolist(), keys.tolist(), gps.lat.tolist(),
+                                 gps.lon.tolist(), acc, [now] * n, strict=True))
+        event_rows = [_event_row(ev, t, raw, now) for ev, t, raw in events]
+        with unit_of_work(self.engine) as s:
+            conn = s.connection()
+            p = _bulk(conn, "trajectory_gps_ping", _PING_COLS, ping_rows)
+            e = _bulk(conn, "trajectory_platform_event", _EVENT_COLS, event_rows)
+        return Stored(p, e)
+
+    # -- reading a rider-day
+
+    def load_rider(self, rider_id: str, t0: float, t1: float) -> RiderDay:
+        """What the engine needs to judge ``rider_id`` between ``t0`` and ``t1``: the pings in the
+        window (phone clock), every event of the orders that overlap it, the presence events in it
+        and, per platform, the last one before it (the state at ``t0``)."""
+        with unit_of_work(self.engine) as s:
+            conn = s.connection()
+            pings = conn.execute(text(
+                "SELECT t, lat, lon, accuracy FROM trajectory_gps_ping "
+                "WHERE rider_id = :r AND t >= :t0 AND t <= :t1"), {"r": rider_id, "t0": t0, "t1": t1}).all()
+            order_rows, presence_rows = _event_rows(conn, rider_id, t0, t1)
+        if pings:
+            arr = np.array([(p[0], p[1], p[2], np.nan if p[3] is None else p[3]) for p in pings], dtype=np.float64)
+            track = Track(arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), arr[:, 3].copy())
+        else:
+            track = Track.empty()
+        orders, presence, _ = _assemble_window(rider_id, t0, t1, order_rows, presence_rows)
+        return RiderDay(rider_id, orders, presence, track)
+
+    # -- evidence holds and retention
+
+    def freeze(self, rider_id: str, t0: float, t1: float, case_id: str, *, now: float | None = None) -> None:
+        """Hold ``rider_id``'s feeds between ``t0`` and ``t1`` (inclusive) as evidence for
+        ``case_id``: retention never deletes them, nor the platform events that ``load_rider``
+        needs for that window (whole orders, the presence state at ``t0``). Holding the same window
+        again changes nothing."""
+        with unit_of_work(self.engine) as s:
+            conn = s.connection()
+            _, _, (e0, e1) = _assemble_window(rider_id, t0, t1, *_event_rows(conn, rider_id, t0, t1))
+            _bulk(conn, "trajectory_evidence_hold",
+                  ("case_id", "rider_id", "t0", "t1", "ev_t0", "ev_t1", "created_at"),
+                  [(case_id, rider_id, float(t0), float(t1), e0, e1, time.time() if now is None else now)])
+
+    def release(self, case_id: str) -> int:
+        """Drop the holds of a closed case; its feeds then age out like any other. Rows released."""
+        with unit_of_work(self.engine) as s:
+            r = s.connection().execute(text("DELETE FROM trajectory_evidence_hold WHERE case_id = :c"), {"c": case_id})
+            return max(int(r.rowcount), 0)
+
+    def holds(self, rider_id: str | None = None) -> list[tuple[str, str, float, float]]:
+        """(case_id, rider_id, t0, t1) of the current holds."""
+        q = "SELECT case_id, rider_id, t0, t1 FROM trajectory_evidence_hold"
+        args: dict[str, Any] = {}
+        if rider_id is not None:
+            q += " WHERE rider_id = :r"
+            args["r"] = rider_id
+        with unit_of_work(self.engine) as s:
+            return [(r[0], r[1], float(r[2]), float(r[3])) for r in s.connection().execute(text(q + " ORDER BY id"), args)]
+
+    def purge(self, older_than: float) -> Purged:
+        """Delete feeds received before ``older_than`` (epoch s) that no hold covers, and the
+        answers to requests made before it."""
+        with unit_of_work(self.engine) as s:
+            conn = s.connection()
+            out = []
+            for table, a, b in (("trajectory_gps_ping", "t0", "t1"), ("trajectory_platform_event", "ev_t0", "ev_t1")):
+                r = conn.execute(text(
+                    f"DELETE FROM {table} WHERE received_at < :cut AND NOT EXISTS ("
+                    "SELECT 1 FROM trajectory_evidence_hold h "
+                    f"WHERE h.rider_id = {table}.rider_id AND {table}.t >= h.{a} AND {table}.t <= h.{b})"),
+                    {"cut": older_than})
+                out.append(max(int(r.rowcount), 0))
+            r = conn.execute(text("DELETE FROM trajectory_assessment_reply WHERE created_at < :cut"), {"cut": older_than})
+            return Purged(out[0], out[1], max(int(r.rowcount), 0))
+
+    # -- answers to assessment requests
+
+    def reply_for(self, request_id: str) -> bytes | None:
+        with unit_of_work(self.engine) as s:
+            row = s.connection().execute(text(
+                "SELECT envelope FROM trajectory_assessment_reply WHERE request_id = :q"), {"q": request_id}).first()
+        return None if row is None else str(row[0]).encode()
+
+    def save_reply(self, *, request_id: str, case_id: str, rider_id: str, type_: str, envelope: bytes,
+                   now: float | None = None) -> bytes:
+        """Record the answer to a request; if another worker answered it first, that answer wins
+        and is returned (so every copy of a request gets one and the same envelope)."""
+        with unit_of_work(self.engine) as s:
+            conn = s.connection()
+            _bulk(conn, "trajectory_assessment_reply",
+                  ("request_id", "case_id", "rider_id", "type", "envelope", "created_at"),
+                  [(request_id, case_id, rider_id, type_, envelope.decode(), time.time() if now is None else now)])
+            row = conn.execute(text("SELECT envelope FROM trajectory_assessment_reply WHERE request_id = :q"),
+                               {"q": request_id}).one()
+        return str(row[0]).encode()
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (tests, health)."""
+        with unit_of_work(self.engine) as s:
+            conn = s.connection()
+            return {t.name: int(conn.execute(text(f"SELECT COUNT(*) FROM {t.name}")).scalar_one()) for t in TABLES}
+
+
+_EV_FIELDS = ("uid", "event_id", "kind", "type", "platform", "order_id", "t",
+              "merchant_lat", "merchant_lon", "customer_lat", "customer_lon")
+_EV_SELECT = ", ".join(_EV_FIELDS)
+_EV_SELECT_E = ", ".join("e." + f for f in _EV_FIELDS)
+
+
+def _event_row(ev: RawEvent, t: float, raw: bytes, now: float) -> tuple[Any, ...]:
+    m, c = ev.merchant, ev.customer
+    return (event_uid(ev, raw), ev.rider_id, ev.event_id, ev.kind, ev.type, float(t), ev.platform, ev.order_id,
+            m[0] if m else None, m[1] if m else None, c[0] if c else None, c[1] if c else None,
+            raw.decode("utf-8", "replace"), now)
+
+
+def _event_rows(conn: Connection, rider_id: str, t0: float, t1: float) -> tuple[list[Any], list[Any]]:
+    """The order events near [t0, t1] and the presence events in it or, per platform, last before it."""
+    order_rows = conn.execute(text(
+        f"SELECT {_EV_SELECT} FROM trajectory_platform_event "
+        "WHERE rider_id = :r AND kind = 'order' AND t >= :a AND t <= :b"),
+        {"r": rider_id, "a": t0 - ORDER_LOOKAROUND_S, "b": t1 + ORDER_LOOKAROUND_S}).all()
+    presence_rows = conn.execute(text(
+        f"SELECT {_EV_SELECT} FROM trajectory_platform_event "
+        "WHERE rider_id = :r AND kind = 'presence' AND t >= :t0 AND t <= :t1 "
+        f"UNION SELECT {_EV_SELECT_E} FROM trajectory_platform_event e JOIN ("
+        "  SELECT platform, MAX(t) AS mt FROM trajectory_platform_event"
+        "  WHERE rider_id = :r AND kind = 'presence' AND t < :t0 GROUP BY platform"
+        ") m ON e.platform = m.platform AND e.t = m.mt "
+        "WHERE e.rider_id = :r AND e.kind = 'presence'"), {"r": rider_id, "t0": t0, "t1": t1}).all()
+    return list(order_rows), list(presence_rows)
+
+
+def _assemble_window(rider_id: str, t0: float, t1: float, order_rows: list[Any], presence_rows: list[Any]
+                     ) -> tuple[tuple[Order, ...], tuple[PresenceEvent, ...], tuple[float, float]]:
+    """The orders overlapping [t0, t1] and the presence events, as the engine takes them, and the
+    span of the platform events they are made of."""
+    rows = sorted([*order_rows, *presence_rows], key=lambda r: (r[6], r[0]))
+    events = [(_raw_event(i, rider_id, r), float(r[6])) for i, r in enumerate(rows, start=1)]
+    orders_all, presence = assemble(events).get(rider_id, ((), ()))
+    orders = tuple(o for o in orders_all if o.accepted <= t1 and o.end_or_inf >= t0)
+    kept = {o.order_id for o in orders}
+    times = [float(r[6]) for r in order_rows if r[5] in kept] + [float(r[6]) for r in presence_rows]
+    return orders, presence, (min([t0, *times]), max([t1, *times]))
+
+
+def _raw_event(line: int, rider_id: str, r: Any) -> RawEvent:
+    uid, event_id, kind, typ, platform, order_id, t, mla, mlo, cla, clo = r
+    return RawEvent(line, event_id if event_id is not None else uid, kind, typ, rider_id, platform, t, order_id,
+                    None if mla is None else (float(mla), float(mlo)),
+                    None if cla is None else (float(cla), float(clo)), "wgs84")

@@ -1,0 +1,285 @@
+"""The trajectory service's message handlers: decode, call the store and the engine, encode.
+
+Framework-free: they take a batch of :class:`shared.bus.Message` and something that publishes, so
+the in-process runtime (:mod:`services.trajectory.runtime`) and a faust agent (``take()`` a batch,
+wrap the records as Messages, await the handler) call them alike. Blocking work (parsing, the
+database, the engine) runs in a worker thread so the event loop keeps serving others.
+
+Bad input never takes good input down with it: a message that cannot be read is handed to
+``reject(message, reason)`` when the caller gives one (the runtime sends it to the dead-letter
+topic), else the handler raises *after* storing the good ones, so that a bus that retries a
+failed batch message by message dead-letters only the bad message (storing is idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+import polars as pl
+from sqlalchemy.exc import OperationalError
+
+from services.trajectory.adapters.feeds import GpsColumns, read_gps_messages, read_platform_messages
+from services.trajectory.adapters.store import FeedStore
+from services.trajectory.domain.assess import DayAnalysis, analyse, assess
+from services.trajectory.domain.model import Incident, Params, RiderDay
+from shared import topics
+from shared.bus import Headers, Message
+from shared.events import (
+    AssessmentFailed,
+    AssessmentReady,
+    AssessmentRequested,
+    Envelope,
+    EventError,
+    decode,
+)
+from shared.timeutil import DEFAULT_TZ, iso_local
+
+logger = logging.getLogger(__name__)
+
+PRODUCER = "trajectory"
+MAX_ID_LEN = 200  # rider ids longer than this are not ids
+DAY_MARGIN_S = 12 * 3600.0  # the rider-day read for an assessment: the incident's local day ± this
+CUSTOMER_DECIMALS = 3  # a customer's address is a third party's: shared to about 100 m
+
+Reject = Callable[[Message, str], Awaitable[None]]
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: str, key: str, value: bytes, headers: Headers = ()) -> None: ...
+
+
+class RejectedMessages(ValueError):
+    """Some messages of a batch could not be read (the rest were handled)."""
+
+    def __init__(self, bad: list[tuple[Message, str]]) -> None:
+        self.bad = bad
+        first = bad[0]
+        super().__init__(f"{len(bad)} unreadable message(s); first at {first[0].topic}@{first[0].offset}: {first[1]}")
+
+
+@dataclass(frozen=True)
+class FeedBatchResult:
+    messages: int
+    pings_stored: int  # new rows: a ping already stored is not counted again
+    events_stored: int
+    rejected: int
+
+
+# ---------------------------------------------------------------- feeds
+
+async def handle_feed_batch(store: FeedStore, messages: Sequence[Message], *, tz: str = DEFAULT_TZ,
+                            reject: Reject | None = None, now: float | None = None) -> FeedBatchResult:
+    """Store a batch of feed messages (``rider.gps`` and ``rider.platform-events``, one contract
+    line each, in any mix) in one unit of work. Unreadable messages go to ``reject`` or, without
+    one, make the handler raise :class:`RejectedMessages` once the good ones are stored."""
+    result, bad = await asyncio.to_thread(ingest, store, messages, tz=tz, now=now)
+    await _settle(bad, reject)
+    return result
+
+
+def ingest(store: FeedStore, messages: Sequence[Message], *, tz: str = DEFAULT_TZ,
+           now: float | None = None) -> tuple[FeedBatchResult, list[tuple[Message, str]]]:
+    """The blocking part of :func:`handle_feed_batch`: parse, validate, store. Returns the bad
+    messages with their reasons."""
+    gps_msgs = [m for m in messages if m.topic == topics.GPS]
+    plat_msgs = [m for m in messages if m.topic == topics.PLATFORM_EVENTS]
+    bad: list[tuple[Message, str]] = [(m, f"not a feed topic: {m.topic!r}") for m in messages
+                                      if m.topic not in (topics.GPS, topics.PLATFORM_EVENTS)]
+    gps: GpsColumns | None = None
+    if gps_msgs:
+        gps, problems = read_gps_messages([m.value for m in gps_msgs], tz, topics.GPS)
+        bad += [(gps_msgs[p.line - 1], p.message) for p in problems]
+        long_id = gps.rider.str.len_chars().to_numpy() > MAX_ID_LEN
+        if long_id.any():
+            bad += [(gps_msgs[int(n) - 1], "rider_id too long") for n in gps.line[long_id]]
+            gps = _keep(gps, ~long_id)
+    events = []
+    if plat_msgs:
+        parsed, problems = read_platform_messages([m.value for m in plat_msgs], tz, topics.PLATFORM_EVENTS)
+        bad += [(plat_msgs[p.line - 1], p.message) for p in problems]
+        for ev, t in parsed:
+            if len(ev.rider_id) > MAX_ID_LEN or len(ev.event_id or "") > MAX_ID_LEN:
+                bad.append((plat_msgs[ev.line - 1], "rider_id or event_id too long"))
+            else:
+                events.append((ev, t, bytes(plat_msgs[ev.line - 1].value).strip()))
+    received = time.time() if now is None else now
+    stored = _retrying(lambda: store.add(gps=gps, events=events, received_at=received))
+    return FeedBatchResult(len(messages), stored.pings, stored.events, len(bad)), bad
+
+
+def _keep(cols: GpsColumns, ok: np.ndarray) -> GpsColumns:
+    return GpsColumns(cols.rider.filter(pl.Series(ok)), cols.t[ok], cols.lat[ok], cols.lon[ok],
+                      cols.accuracy[ok], cols.line[ok])
+
+
+def _retrying(fn: Callable[[], Any], attempts: int = 3, pause_s: float = 0.5) -> Any:
+    """A database that is busy or restarting gets a few tries before the batch fails."""
+    for k in range(attempts):
+        try:
+            return fn()
+        except OperationalError:
+            if k == attempts - 1:
+                raise
+            logger.warning("feed store busy or away; retrying in %.1f s", pause_s * 2**k, exc_info=True)
+            time.sleep(pause_s * 2**k)
+    raise AssertionError("unreachable")
+
+
+async def _settle(bad: list[tuple[Message, str]], reject: Reject | None) -> None:
+    if not bad:
+        return
+    for m, reason in bad:
+        logger.warning("unreadable message on %s at offset %s (key %r): %s", m.topic, m.offset, m.key, reason)
+    if reject is None:
+        raise RejectedMessages(bad)
+    for m, reason in bad:
+        await reject(m, reason)
+
+
+# ---------------------------------------------------------------- assessment requests
+
+async def handle_assessment_requests(store: FeedStore, bus: Publisher, messages: Sequence[Message],
+                                     params: Params, tz: str = DEFAULT_TZ, *,
+                                     reject: Reject | None = None) -> int:
+    """Answer each ``AssessmentRequested`` on ``trajectory.assessment-ready`` (key ``case_id``):
+    ``AssessmentReady``, or ``AssessmentFailed`` with a reason. A repeated ``request_id`` gets the
+    very envelope it got the first time. Returns how many requests were answered."""
+    bad: list[tuple[Message, str]] = []
+    answered = 0
+    for m in messages:
+        try:
+            req = decode(Envelope.from_bytes(m.value))
+            if not isinstance(req, AssessmentRequested):
+                raise EventError(f"expected AssessmentRequested, got {type(req).__name__}")
+        except EventError as e:
+            bad.append((m, str(e)[:500]))
+            continue
+        reply = await asyncio.to_thread(answer, store, req, params, tz)
+        await bus.publish(topics.ASSESSMENT_READY, req.case_id, reply)
+        answered += 1
+    await _settle(bad, reject)
+    return answered
+
+
+def answer(store: FeedStore, req: AssessmentRequested, params: Params, tz: str = DEFAULT_TZ) -> bytes:
+    """The reply envelope to a request, computed once per ``request_id`` and kept."""
+    stored = store.reply_for(req.request_id)
+    if stored is not None:
+        logger.info("request %s answered before; sending the same answer", req.request_id)
+        return stored
+    ev = assess_request(store, req, params, tz)
+    env = ev.envelope(key=req.case_id, producer=PRODUCER)
+    return store.save_reply(request_id=req.request_id, case_id=req.case_id, rider_id=req.rider_id,
+                            type_=env.type, envelope=env.to_bytes())
+
+
+def incident_time(req: AssessmentRequested, tz: str) -> float:
+    at = req.incident_at if req.incident_at.tzinfo is not None else req.incident_at.replace(tzinfo=ZoneInfo(tz))
+    return at.timestamp()
+
+
+def day_window(t: float, tz: str, margin_s: float = DAY_MARGIN_S) -> tuple[float, float]:
+    """The incident's local calendar day, widened by ``margin_s`` each side (night shifts)."""
+    zone = ZoneInfo(tz)
+    local = datetime.fromtimestamp(t, zone)
+    start = datetime(local.year, local.month, local.day, tzinfo=zone)
+    end = start + timedelta(days=1)  # wall-clock arithmetic: the next local midnight
+    return start.timestamp() - margin_s, end.timestamp() + margin_s
+
+
+def assess_request(store: FeedStore, req: AssessmentRequested, params: Params,
+                   tz: str = DEFAULT_TZ) -> AssessmentReady | AssessmentFailed:
+    """Freeze the rider's feeds around the incident, read the rider-day, assess, and cut the
+    evidence to the window: the trajectory is never shared beyond ± ``window_min``."""
+    t = incident_time(req, tz)
+    hold = req.freeze_hours * 3600.0
+    store.freeze(req.rider_id, t - hold, t + hold, req.case_id)
+    d0, d1 = day_window(t, tz)
+    day = store.load_rider(req.rider_id, d0, d1)
+    if not day.orders and not day.presence and len(day.gps) == 0:
+        reason = (f"no feeds of rider {req.rider_id} between {iso_local(d0, tz)} and {iso_local(d1, tz)}: "
+                  "nothing to assess")
+        logger.info("request %s: %s", req.request_id, reason)
+        return AssessmentFailed(request_id=req.request_id, case_id=req.case_id, reason=reason)
+    w = max(req.window_min, 0.0) * 60.0
+    w0, w1 = t - w, t + w
+    at_text = datetime.fromtimestamp(t, ZoneInfo(tz)).isoformat()
+    inc = Incident(req.case_id, req.rider_id, t, at_text, req.location)
+    try:
+        analysis = analyse(day, params)
+        result = assess(analysis, inc, params, lambda x: iso_local(x, tz))
+        timeline, orders = timeline_in(analysis, w0, w1, tz), orders_in(day, analysis, w0, w1, tz)
+        track = track_in(analysis, w0, w1)
+    except Exception as e:  # an engine fault must answer the case, not leave it waiting forever
+        logger.exception("request %s: assessment failed", req.request_id)
+        return AssessmentFailed(request_id=req.request_id, case_id=req.case_id,
+                                reason=f"assessment error: {type(e).__name__}: {e}"[:500])
+    return AssessmentReady(request_id=req.request_id, case_id=req.case_id, rider_id=req.rider_id,
+                           assessment=_plain(result), timeline=timeline, orders=orders, track=track, window=(w0, w1))
+
+
+# ---------------------------------------------------------------- evidence, cut to the window
+
+def timeline_in(a: DayAnalysis, w0: float, w1: float, tz: str = DEFAULT_TZ) -> list[dict[str, Any]]:
+    """The phase segments overlapping [w0, w1], clipped to it."""
+    out = []
+    for seg in a.timeline.segments:
+        if seg.end <= w0 or seg.start >= w1:
+            continue
+        s, e = max(seg.start, w0), min(seg.end, w1)
+        out.append({"start": s, "end": e, "start_at": iso_local(s, tz), "end_at": iso_local(e, tz),
+                    "phase": seg.phase.value, "continuous_delivery": seg.phase.continuous_delivery,
+                    "orders": list(seg.orders), "why": seg.why})
+    return out
+
+
+def orders_in(day: RiderDay, a: DayAnalysis, w0: float, w1: float, tz: str = DEFAULT_TZ) -> list[dict[str, Any]]:
+    """The orders active at some instant of [w0, w1], as the platform recorded them (field names
+    of the engine's ``Order``; epoch seconds, and ISO local time under ``*_at``), with the arrival
+    at the merchant the engine found (``arrived_how``: event, gps, gps-geocode or none).
+    The merchant's place is exact; the customer's is coarsened (a third party's address)."""
+    out = []
+    for o in day.orders:
+        if o.accepted > w1 or o.end_or_inf < w0:
+            continue
+        arr = a.timeline.arrivals.get(o.order_id)
+        arrived = arr.t if arr is not None else o.arrived
+        row: dict[str, Any] = {"order_id": o.order_id, "platform": o.platform}
+        for name, v in (("accepted", o.accepted), ("arrived", arrived), ("picked_up", o.picked_up), ("ended", o.ended)):
+            row[name] = v
+            row[name + "_at"] = None if v is None else iso_local(v, tz)
+        row["arrived_how"] = arr.how if arr is not None else ("event" if o.arrived is not None else "none")
+        row["end_kind"] = o.end_kind
+        row["merchant"] = None if o.merchant is None else [round(o.merchant[0], 6), round(o.merchant[1], 6)]
+        row["customer"] = None if o.customer is None else [round(o.customer[0], CUSTOMER_DECIMALS),
+                                                          round(o.customer[1], CUSTOMER_DECIMALS)]
+        out.append(row)
+    return out
+
+
+def track_in(a: DayAnalysis, w0: float, w1: float) -> list[tuple[float, float, float]]:
+    """The cleaned fixes, on the platform clock, with w0 <= t <= w1: never one more."""
+    sel = (a.track_t >= w0) & (a.track_t <= w1)
+    return [(round(t, 3), round(la, 6), round(lo, 6)) for t, la, lo in
+            zip(a.track_t[sel].tolist(), a.track_lat[sel].tolist(), a.track_lon[sel].tolist(), strict=True)
+            if w0 <= round(t, 3) <= w1]
+
+
+def _plain(obj: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe (no numpy scalars), as the batch command prints it."""
+    out: dict[str, Any] = orjson.loads(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY))
+    return out
+
+
+__all__ = ["FeedBatchResult", "Publisher", "Reject", "RejectedMessages", "answer", "assess_request", "day_window",
+           "handle_assessment_requests", "handle_feed_batch", "incident_time", "ingest", "orders_in",
+           "timeline_in", "track_in"]
