@@ -44,3 +44,9 @@ lock: $(STAMP)
 
 clean-var:
 	rm -rf var/
+
+## kafka-up / kafka-down: a single-node Apache Kafka (KRaft) on 127.0.0.1:9092 for development and
+## the Kafka tests; jars fetched once from Maven Central into deploy/kafka/lib/, logs in var/kafka/logs/
+.PHONY: kafka-up kafka-down
+kafka-up: ; bash deploy/kafka/kafka.sh up
+kafka-down: ; bash deploy/kafka/kafka.sh down
