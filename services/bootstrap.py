@@ -28,11 +28,16 @@ def database(settings: Settings, services: tuple[str, ...] = SERVICES) -> Engine
     for name in services:
         if name == "mediation":
             from services.mediation.adapters import migrate
+
+            migrate.upgrade(engine)
         elif name == "notify":
-            from services.notify.adapters import migrate  # type: ignore[no-redef]
+            from services.notify.adapters import migrate as notify_migrate
+
+            notify_migrate.upgrade(engine)
         else:
-            from services.trajectory.adapters import migrate  # type: ignore[no-redef]
-        migrate.upgrade(engine)
+            from services.trajectory.adapters.store import migrate as trajectory_migrate
+
+            trajectory_migrate(engine)
     return engine
 
 
