@@ -120,7 +120,8 @@ def _mount_extras(app: Any, container: Any, engine: Engine, settings: Settings) 
         from services.notify.api import make_router
     except ImportError:  # notify not installed in this deployment
         return
-    app.include_router(make_router(container.require_mediator, container.require_case_reader, engine))
+    app.include_router(make_router(container.require_mediator, container.require_case_reader,
+                                   get_engine=lambda: engine))
 
 
 def serve(only: str | None = None) -> int:

@@ -31,6 +31,7 @@ class System:
 
     def client(self, who: str | None = None, **kw: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        headers.update(kw.pop("headers", {}))
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kw)
 
     def add_user(self, role: str, name: str, insurer: str | None = None, office: str | None = None,

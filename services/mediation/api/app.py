@@ -1,7 +1,6 @@
 """The HTTP API of API_CONTRACT.md (prefix /api/v1), on FastAPI. Routes decode, call the service,
 encode; rules live in the domain and the service."""
 
-from __future__ import annotations
 
 import asyncio
 import logging
@@ -223,7 +222,7 @@ def create_app(c: Container) -> FastAPI:
     @api.put("/insurers/{code}/webhook", tags=["insurers"])
     async def set_webhook(code: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
                           body: WebhookIn, actor: Mediator) -> dict[str, Any]:
-        from services.notify.adapters.directory import set_webhook as store
+        from services.notify.adapters.sql import set_webhook as store
 
         await run_in_threadpool(store, c.mediation.engine, code, body.url, body.secret)
         return {"insurer_code": code, "url": body.url, "secret": "whsec_…" + body.secret[-4:]}
