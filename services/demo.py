@@ -61,7 +61,7 @@ def main() -> int:
             with s.client() as c:
                 c.headers["Authorization"] = f"Bearer {mediator}"
                 c.put("/api/v1/insurers/PICC/webhook",
-                      json={"url": f"http://127.0.0.1:{hook_port}/claims", "secret": "whsec_ZGVtby1zZWNyZXQtZm9yLXhpYW5qaWU="})
+                      json={"url": f"http://127.0.0.1:{hook_port}/claims", "secret": "whsec_eGlhbmppZS1kZW1vLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXMh"})
                 c.headers["Authorization"] = f"Bearer {feed}"
                 p = c.post("/api/v1/feeds/platform-events", content=(SEED / "platform.jsonl").read_bytes()).json()
                 g = c.post("/api/v1/feeds/gps", content=(SEED / "gps.jsonl").read_bytes()).json()

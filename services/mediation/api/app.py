@@ -221,10 +221,15 @@ def create_app(c: Container) -> FastAPI:
 
     @api.put("/insurers/{code}/webhook", tags=["insurers"])
     async def set_webhook(code: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
-                          body: WebhookIn, actor: Mediator) -> dict[str, Any]:
+                          body: WebhookIn, actor: Mediator) -> Any:
         from services.notify.adapters.sql import set_webhook as store
+        from services.notify.domain.errors import WebhookConfigError
 
-        await run_in_threadpool(store, c.mediation.engine, code, body.url, body.secret)
+        try:
+            await run_in_threadpool(store, c.mediation.engine, code, body.url, body.secret)
+        except WebhookConfigError as e:
+            return JSONResponse({"detail": f"invalid request: secret: {e}",
+                                 "errors": [{"loc": ["body", "secret"], "msg": str(e)}]}, status_code=422)
         return {"insurer_code": code, "url": body.url, "secret": "whsec_…" + body.secret[-4:]}
 
     # ------------------------------------------------------------ public
