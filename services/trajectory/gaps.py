@@ -71,6 +71,7 @@ class _Rider:
     presence_seen: bool = False
     gap_start: float | None = None
     gap_prev: str | None = None
+    pending: ClosedGap | None = None  # closed by an accept; held until time moves past it
 
 
 class GapTracker:
@@ -82,6 +83,7 @@ class GapTracker:
         self.watermark = float("-inf")
 
     def open_gaps(self) -> int:
+        """Gaps opened and not closed yet (for metrics and tests)."""
         return sum(1 for r in self._riders.values() if r.gap_start is not None)
 
     def observe(self, *, rider_id: str, kind: str, type_: str, platform: str, t: float,
@@ -90,6 +92,9 @@ class GapTracker:
         (including ones that time out at its time)."""
         closed = self.advance(t)
         r = self._riders.setdefault(rider_id, _Rider())
+        if r.pending is not None and r.pending.at < t:
+            closed.append(r.pending)
+            r.pending = None
         if kind == "presence":
             r.presence_seen = True
             if type_ == "online":
@@ -103,13 +108,21 @@ class GapTracker:
             return closed
         if type_ == "accepted":
             if r.gap_start is not None and not r.active:
-                closed.append(self._close(rider_id, r, t, Cause.ACCEPTED, end=t, next_order=order_id))
+                if t > r.gap_start:
+                    # held until time moves on: an order cancelled the instant it was accepted is
+                    # no active period (the batch engine drops it) and leaves the gap open
+                    r.pending = self._close(rider_id, r, t, Cause.ACCEPTED, end=t, next_order=order_id)
+                else:  # accepted the instant the last ended: one active period, no gap (as in batch)
+                    r.gap_start, r.gap_prev = None, None
             r.active[order_id] = t
             if r.presence_seen:
                 r.online.add(platform)  # an order is proof of being online on that platform
         elif type_ in ("delivered", "cancelled"):
-            r.active.pop(order_id, None)
-            if not r.active:
+            accepted = r.active.pop(order_id, None)
+            p = r.pending
+            if p is not None and p.next_order == order_id and accepted == t and not r.active:
+                r.gap_start, r.gap_prev, r.pending = p.start, p.previous_order, None  # undo the close
+            elif not r.active:
                 r.gap_start, r.gap_prev = t, order_id
         return closed
 
@@ -122,6 +135,9 @@ class GapTracker:
         limit = self.params.max_connecting_gap_s
         out = []
         for rid, r in self._riders.items():
+            if r.pending is not None and r.pending.at < now:
+                out.append(r.pending)
+                r.pending = None
             if r.gap_start is not None and now - r.gap_start > limit:
                 out.append(self._close(rid, r, r.gap_start + limit, Cause.TIMEOUT))
         return out

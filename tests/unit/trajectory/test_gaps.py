@@ -27,9 +27,9 @@ def events_of(day: RiderDay) -> list[tuple[float, int, dict]]:
     """The rider's platform events as the stream delivers them (time order)."""
     out = []
     for o in day.orders:
-        out.append((o.accepted, 1, {"kind": "order", "type_": "accepted", "platform": o.platform, "order_id": o.order_id}))
+        out.append((o.accepted, 0, {"kind": "order", "type_": "accepted", "platform": o.platform, "order_id": o.order_id}))
         if o.ended is not None:
-            out.append((o.ended, 0, {"kind": "order", "type_": o.end_kind or "delivered", "platform": o.platform,
+            out.append((o.ended, 1, {"kind": "order", "type_": o.end_kind or "delivered", "platform": o.platform,
                                      "order_id": o.order_id}))
     for p in day.presence:
         out.append((p.t, 2, {"kind": "presence", "type_": "online" if p.online else "offline",
@@ -101,7 +101,8 @@ def test_a_gap_closes_on_accept_timeout_and_offline() -> None:
     assert ob(rider_id="r", kind="presence", type_="online", platform="m", t=0) == []
     ob(rider_id="r", kind="order", type_="accepted", platform="m", t=10, order_id="a")
     assert ob(rider_id="r", kind="order", type_="delivered", platform="m", t=100, order_id="a") == []
-    [c] = ob(rider_id="r", kind="order", type_="accepted", platform="m", t=400, order_id="b")
+    assert ob(rider_id="r", kind="order", type_="accepted", platform="m", t=400, order_id="b") == []
+    [c] = tr.advance(400.5)  # held until time moves past the accept
     assert (c.start, c.end, c.cause, c.previous_order, c.next_order) == (100, 400, Cause.ACCEPTED, "a", "b")
     ob(rider_id="r", kind="order", type_="delivered", platform="m", t=500, order_id="b")
     assert tr.advance(500 + 1800) == []
