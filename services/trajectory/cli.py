@@ -112,7 +112,23 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("assess", help="assess every incident of a rider-day folder (DATA_CONTRACT §6)")
     p.add_argument("dir")
     sub.add_parser("simulate", help="write simulated rider-days (see simulate --help)")
+    w = sub.add_parser("worker", help="run the trajectory service on Kafka (faust; XJ_KAFKA_BOOTSTRAP)")
+    w.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
+    r = sub.add_parser("replay", help="produce a scenario's feeds into Kafka in time order")
+    r.add_argument("dir")
+    r.add_argument("--speedup", type=float, default=0.0,
+                   help="feed time runs this many times faster than real time; 0: as fast as possible")
+    r.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default XJ_KAFKA_BOOTSTRAP)")
     args = parser.parse_args(argv)
     if args.cmd == "assess":
         return cmd_assess(args)
+    if args.cmd == "worker":
+        logging.getLogger().setLevel(logging.INFO if args.loglevel in ("info", "debug") else logging.WARNING)
+        from services.trajectory.stream import run_worker
+
+        return run_worker(loglevel=args.loglevel)
+    if args.cmd == "replay":
+        from services.trajectory.replay import main as replay_main
+
+        return replay_main(Path(args.dir), speedup=args.speedup, bootstrap=args.bootstrap)
     return 2

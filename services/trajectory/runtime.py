@@ -35,6 +35,10 @@ class TrajectorySettings(Settings):
     purge_every_s: float = 3600.0  # XJ_PURGE_EVERY_S: how often retention runs
     feed_batch: int = 500  # XJ_FEED_BATCH: feed messages per handler call
     request_batch: int = 16  # XJ_REQUEST_BATCH: assessment requests per handler call
+    feed_within_s: float = 0.2  # XJ_FEED_WITHIN_S: the worker's batch waits at most this long
+    partitions: int = 6  # XJ_PARTITIONS: partitions of the topics the worker declares
+    gap_settle_s: float = 0.5  # XJ_GAP_SETTLE_S: wait before classifying a closed gap (pings in flight)
+    worker_web_port: int = 0  # XJ_WORKER_WEB_PORT: the worker's health endpoint (faust web); 0: off
 
 
 def open_store(engine: Engine) -> FeedStore:
