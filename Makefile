@@ -50,3 +50,8 @@ clean-var:
 .PHONY: kafka-up kafka-down
 kafka-up: ; bash deploy/kafka/kafka.sh up
 kafka-down: ; bash deploy/kafka/kafka.sh down
+
+## bench-notify: notifications per second through email and webhook on loopback (real SMTP and HTTP peers)
+.PHONY: bench-notify
+bench-notify: $(STAMP)
+	$(BIN)/python -m bench.notify

@@ -1,0 +1,120 @@
+"""``python -m services.notify worker|digest|dead|replay|migrate|webhook``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from shared.bus import Bus, InMemoryBus
+from shared.db import database_url, make_engine
+
+from .settings import NotifySettings
+
+logger = logging.getLogger("services.notify")
+
+
+def make_bus(settings: NotifySettings) -> Bus:
+    if settings.bus == "kafka":
+        from shared.bus_kafka import KafkaBus
+
+        return KafkaBus(settings.kafka_bootstrap)
+    if settings.bus != "memory":
+        raise SystemExit(f"XJ_BUS must be memory or kafka, not {settings.bus!r}")
+    return InMemoryBus()
+
+
+async def worker(settings: NotifySettings) -> int:
+    from .worker import wire
+
+    engine = make_engine(database_url(settings.database_url, settings.data_dir))
+    bus = make_bus(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    app = wire(bus, engine, settings)  # subscribed before the bus starts
+    await bus.start()
+    logger.info("notify worker running", extra={"bus": settings.bus, "smtp": settings.smtp_host})
+    try:
+        await app.dispatcher.run(stop)
+    finally:
+        await app.aclose()
+        await bus.stop()
+        engine.dispose()
+    return 0
+
+
+async def digest(settings: NotifySettings, day: date | None) -> int:
+    from .worker import build
+
+    engine = make_engine(database_url(settings.database_url, settings.data_dir))
+    app = build(engine, settings)
+    day = day or datetime.now(ZoneInfo(settings.timezone)).date()
+    try:
+        ids = app.recorder.record_digests(day=day)
+        await app.dispatcher.run_until_idle(timeout=max(60.0, settings.notify_timeout_email * 2))
+        states = [app.store.get(i).state for i in ids]
+    finally:
+        await app.aclose()
+        engine.dispose()
+    sent = states.count("sent")
+    print(f"digest of {day}: {len(ids)} recorded, {sent} sent"
+          + (f", {len(ids) - sent} left to the worker's retries" if sent < len(ids) else ""))
+    return 0 if sent == len(ids) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.notify")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("worker", help="consume case events and send notifications until stopped")
+    d = sub.add_parser("digest", help="send each mediator today's digest of overdue cases (once a day)")
+    d.add_argument("--day", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")
+    sub.add_parser("migrate", help="bring notify's tables to the latest schema")
+    dl = sub.add_parser("dead", help="list dead notifications")
+    dl.add_argument("--limit", type=int, default=50)
+    r = sub.add_parser("replay", help="try a dead notification again")
+    r.add_argument("id")
+    w = sub.add_parser("webhook", help="set an insurer's webhook URL and secret (rotates the secret)")
+    w.add_argument("code")
+    w.add_argument("url")
+    w.add_argument("secret", help="whsec_ + base64")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = NotifySettings()
+    if args.cmd == "worker":
+        return asyncio.run(worker(settings))
+    if args.cmd == "digest":
+        return asyncio.run(digest(settings, args.day))
+    from .adapters import migrate
+    from .adapters.sql import SqlNotificationStore, set_webhook
+    from .domain.errors import NotifyError
+
+    engine = make_engine(database_url(settings.database_url, settings.data_dir))
+    migrate.upgrade(engine)
+    store = SqlNotificationStore(engine)
+    try:
+        if args.cmd == "dead":
+            for n in store.dead(limit=args.limit):
+                print(f"{n.id}  {n.channel:7} {n.recipient:30} case {n.case_number or '-':16} "
+                      f"attempts {n.attempts}  {n.last_error or ''}")
+        elif args.cmd == "replay":
+            n = store.replay(args.id, now=datetime.now(UTC))
+            print(f"{n.id} {n.state}")
+        elif args.cmd == "webhook":
+            info = set_webhook(engine, args.code, args.url, args.secret)
+            print(f"{info['code']} {info['url']} ({info['secrets']} valid secrets)")
+    except NotifyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

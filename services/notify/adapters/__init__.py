@@ -1,0 +1,1 @@
+"""Notify's adapters: SQL tables and stores, in-memory fakes, templates, migrations."""
