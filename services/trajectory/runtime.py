@@ -38,6 +38,7 @@ class TrajectorySettings(Settings):
     feed_within_s: float = 0.2  # XJ_FEED_WITHIN_S: the worker's batch waits at most this long
     partitions: int = 6  # XJ_PARTITIONS: partitions of the topics the worker declares
     gap_settle_s: float = 0.5  # XJ_GAP_SETTLE_S: wait before classifying a closed gap (pings in flight)
+    worker_group: str = "xianjie-trajectory"  # XJ_WORKER_GROUP: faust app id = consumer group
     worker_web_port: int = 0  # XJ_WORKER_WEB_PORT: the worker's health endpoint (faust web); 0: off
 
 

@@ -160,7 +160,7 @@ def gap_envelope(f: Flag) -> bytes:
 def make_app(settings: TrajectorySettings, store: FeedStore) -> tuple[faust.App, Worker]:
     """The faust app and the worker state its agents share."""
     app = faust.App(
-        APP_ID,
+        settings.worker_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",  # no tables: the feeds live in the database, which survives restarts
         datadir=str(settings.data_dir / "faust"),
@@ -215,8 +215,9 @@ def run_worker(settings: TrajectorySettings | None = None, *, loglevel: str = "w
     from services.trajectory.runtime import open_store
 
     settings = settings or TrajectorySettings()
-    ensure_topics(settings.kafka_bootstrap, (topics.PLATFORM_EVENTS, topics.GPS, topics.ASSESSMENT_REQUESTED,
-                                             topics.ASSESSMENT_READY, topics.GAP_FLAGGED), settings.partitions)
+    consumed = (topics.PLATFORM_EVENTS, topics.GPS, topics.ASSESSMENT_REQUESTED)
+    ensure_topics(settings.kafka_bootstrap, (*consumed, *map(topics.dead_letter, consumed), topics.ASSESSMENT_READY,
+                                             topics.GAP_FLAGGED), settings.partitions)
     engine = database(settings, ("trajectory",))
     store = open_store(engine)
     app, _ = make_app(settings, store)

@@ -1,0 +1,133 @@
+"""The trajectory worker as its own OS process on a real Kafka and PostgreSQL: the seed case's
+feeds replayed with ``python -m services.trajectory replay`` are stored, its gaps are flagged as the
+batch engine classifies them, a bad line goes to the dead-letter topic, and an assessment request
+is answered."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from sqlalchemy import create_engine, text
+
+from services.trajectory.adapters.feeds import load_dir
+from services.trajectory.domain.assess import analyse
+from services.trajectory.domain.model import Params
+from shared import topics
+from shared.events import AssessmentRequested, Envelope
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+SEED = ROOT / "tests" / "data" / "scenarios" / "seed-case-between"
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    c = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = c.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        return c.end_offsets(tps) if tps else {}
+    finally:
+        c.close()
+
+
+def read_since(bootstrap: str, topic: str, since: dict[TopicPartition, int], until: Callable[[list], bool],
+               timeout: float = 60.0) -> list:
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    parts = c.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in parts]
+    c.assign(tps)
+    for tp in tps:
+        c.seek(tp, since.get(tp, 0))
+    got: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(got):
+            for recs in c.poll(timeout_ms=500).values():
+                got.extend(recs)
+    finally:
+        c.close()
+    return got
+
+
+def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fresh_database, tmp_path: Path) -> None:
+    url = fresh_database("postgresql")
+    env = {**os.environ, "XJ_DATABASE_URL": url, "XJ_DATA_DIR": str(tmp_path), "XJ_KAFKA_BOOTSTRAP": kafka_bootstrap,
+           "XJ_WORKER_GROUP": f"xj-test-{uuid.uuid4().hex[:8]}", "XJ_GAP_SETTLE_S": "0.2"}
+    feeds = load_dir(SEED, "Asia/Shanghai")
+    [day] = feeds.days.values()
+    rider = day.rider_id
+    batch = [g for g in analyse(day, Params()).timeline.gaps if np.isfinite(g.start) and np.isfinite(g.end)]
+    # the topics exist before anyone subscribes (replay creates them with 6 partitions)
+    subprocess.run([sys.executable, "-m", "services.trajectory", "replay", str(tmp_path / "none")], env=env,
+                   capture_output=True, timeout=60)
+    since = {t: end_offsets(kafka_bootstrap, t) for t in (topics.GAP_FLAGGED, topics.ASSESSMENT_READY,
+                                                          topics.dead_letter(topics.GPS))}
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen([sys.executable, "-m", "services.trajectory", "worker"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        began = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "services.trajectory", "replay", str(SEED), "--speedup", "0"],
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "platform events" in r.stderr and r.stdout == ""
+        prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        prod.send(topics.GPS, key=rider.encode(), value=b'{"rider_id": "' + rider.encode() + b'", "ts": "never"}')
+        prod.flush()
+
+        def mine(recs: list) -> list:
+            return [orjson.loads(m.value)["data"] for m in recs if m.key == rider.encode()]
+
+        flags = mine(read_since(kafka_bootstrap, topics.GAP_FLAGGED, since[topics.GAP_FLAGGED],
+                                lambda got: len(mine(got)) >= len(batch), timeout=90))
+        latency = time.monotonic() - began
+        got = {(datetime.fromisoformat(f["start"]).timestamp(), f["phase"]) for f in flags}
+        want = {(round(g.start, 3), g.phase.value) for g in batch}
+        assert {(round(s, 3), p) for s, p in got} >= want, (flags, batch)
+
+        dead = read_since(kafka_bootstrap, topics.dead_letter(topics.GPS), since[topics.dead_letter(topics.GPS)],
+                          lambda got: any(m.key == rider.encode() for m in got), timeout=30)
+        assert any(dict(m.headers).get("error") for m in dead if m.key == rider.encode())
+
+        inc = feeds.incidents[0]
+        case_id = f"case-{uuid.uuid4().hex[:8]}"
+        req = AssessmentRequested(request_id=f"req-{case_id}", case_id=case_id, rider_id=rider,
+                                  incident_at=datetime.fromtimestamp(inc.at, UTC))
+        prod.send(topics.ASSESSMENT_REQUESTED, key=rider.encode(),
+                  value=req.envelope(key=rider, producer="test").to_bytes())
+        prod.flush()
+        prod.close()
+        ready = read_since(kafka_bootstrap, topics.ASSESSMENT_READY, since[topics.ASSESSMENT_READY],
+                           lambda got: any(m.key == case_id.encode() for m in got), timeout=60)
+        [reply] = [Envelope.from_bytes(m.value) for m in ready if m.key == case_id.encode()]
+        assert reply.type == "AssessmentReady"
+        truth = orjson.loads((SEED / "truth.jsonl").read_bytes().splitlines()[0])
+        assert reply.data["assessment"]["phase"] == truth["phase"]
+
+        engine = create_engine(url)
+        with engine.connect() as c:
+            pings = c.execute(text("SELECT count(*) FROM trajectory_gps_ping WHERE rider_id = :r"), {"r": rider}).scalar()
+            holds = c.execute(text("SELECT count(*) FROM trajectory_evidence_hold")).scalar()
+        engine.dispose()
+        assert pings and pings > 800 and holds == 1
+        print(f"seed case: {len(flags)} gaps flagged within {latency:.1f} s of the replay's start")
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        log.close()
