@@ -26,7 +26,7 @@ test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared services tests
+	$(BIN)/ruff check shared services tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy shared services/trajectory/domain
@@ -55,3 +55,7 @@ kafka-down: ; bash deploy/kafka/kafka.sh down
 .PHONY: bench-notify
 bench-notify: $(STAMP)
 	$(BIN)/python -m bench.notify
+
+## bench-api: the public status endpoint and case reads under load, beside a bare FastAPI endpoint
+bench-api: $(STAMP)
+	$(BIN)/python -m bench.api

@@ -54,9 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, "-m", "services.trajectory", "simulate", str(day), "--preset", "bench"],
                        check=True, cwd=ROOT)
         print(f"  generated in {time.perf_counter() - t:.1f} s")
-    pings = sum(1 for _ in open(day / "gps.jsonl", "rb"))
-    events = sum(1 for _ in open(day / "platform.jsonl", "rb"))
-    incidents = sum(1 for _ in open(day / "incidents.jsonl", "rb"))
+    pings, events, incidents = ((day / n).read_bytes().count(b"\n")
+                                for n in ("gps.jsonl", "platform.jsonl", "incidents.jsonl"))
     size = sum((day / n).stat().st_size for n in ("gps.jsonl", "platform.jsonl", "incidents.jsonl")) / 2**20
     print(f"day: {pings:,} pings, {events:,} platform events, {incidents:,} incidents, {size:.0f} MiB")
 

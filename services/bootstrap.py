@@ -116,6 +116,9 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
 
 def _mount_extras(app: Any, container: Any, engine: Engine, settings: Settings) -> None:
     """Routers of the other services and the web pages, served by the same HTTP server."""
+    from services.mediation.web import mount as mount_web
+
+    mount_web(app, container, engine, settings)
     try:
         from services.notify.api import make_router
     except ImportError:  # notify not installed in this deployment
@@ -126,8 +129,6 @@ def _mount_extras(app: Any, container: Any, engine: Engine, settings: Settings) 
 
 def serve(only: str | None = None) -> int:
     services = SERVICES if only is None else (only,)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(services))
-    except KeyboardInterrupt:
-        pass
     return 0

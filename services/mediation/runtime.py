@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -34,10 +35,8 @@ async def relay_outbox(mediation: Mediation, bus: Bus, poke: asyncio.Event, stop
         except Exception:
             logger.exception("outbox relay failed; retrying")
         poke.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(poke.wait(), idle_s)
-        except TimeoutError:
-            pass
 
 
 def packet_for(mediation: Mediation, ev: AssessmentReady, key_dir: Any) -> dict[str, Any]:

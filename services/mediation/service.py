@@ -6,14 +6,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import func, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -46,7 +48,13 @@ from services.mediation.schemas import CaseCreate
 from services.mediation.settings import MediationSettings
 from shared import topics
 from shared.db import unit_of_work
-from shared.events import AssessmentRequested, EvidenceReady, EvidenceRequested, Event, InsurerResponded
+from shared.events import (
+    AssessmentRequested,
+    Event,
+    EvidenceReady,
+    EvidenceRequested,
+    InsurerResponded,
+)
 from shared.geo import to_wgs84
 
 logger = logging.getLogger(__name__)
@@ -72,6 +80,20 @@ class Mediation:
     engine: Engine
     settings: MediationSettings
     clock: Callable[[], datetime] = utcnow
+    _auth_cache: dict[str, tuple[float, Actor]] = field(default_factory=dict, repr=False)
+    # Reads of a case (by role) and of a rider's status, remembered for ``read_cache_s``: cleared
+    # at once by any write in this process; another process's write shows within that time.
+    _reads: dict[tuple[str, ...], tuple[float, Any]] = field(default_factory=dict, repr=False)
+
+    def _cached(self, key: tuple[str, ...]) -> Any | None:
+        hit = self._reads.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def _remember(self, key: tuple[str, ...], value: Any) -> Any:
+        if len(self._reads) > 50_000:
+            self._reads.clear()
+        self._reads[key] = (time.monotonic() + self.settings.read_cache_s, value)
+        return value
 
     # ------------------------------------------------------------ users and auth
 
@@ -89,12 +111,36 @@ class Mediation:
                 s.add(InsurerRow(code=insurer_code, name=name, email=email))
         return uid, token
 
+    def remembered_actor(self, token: str) -> Actor | None:
+        """The account of a token checked within the last few seconds, without touching the database
+        (None: not known; ask :meth:`authenticate`)."""
+        hit = self._auth_cache.get(token_hash(token))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def remembered_status(self, case_number: str, code: str) -> dict[str, Any] | None:
+        hit = self._cached(("status", case_number[:64], token_hash(code)))
+        return dict(hit) if hit is not None else None
+
+    def remembered_case(self, actor: Actor, case_id: str) -> dict[str, Any] | None:
+        hit = self._cached(("case", case_id, actor.role.value, actor.office or "", actor.insurer_code or ""))
+        return None if hit is None else dict(hit, overdue=bool(hit["due_at"] and self.clock() > hit["due_at"]))
+
     def authenticate(self, token: str) -> Actor | None:
+        """The account a bearer token belongs to. Answers are remembered for a few seconds
+        (``auth_cache_s``): a deactivated token stops working within that time."""
+        h = token_hash(token)
+        now = time.monotonic()
+        hit = self._auth_cache.get(h)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         with Session(self.engine) as s:
-            u = s.exec(select(UserRow).where(UserRow.token_hash == token_hash(token), UserRow.active)).first()
-        if u is None:
-            return None
-        return Actor(Role(u.role), u.id, u.name, u.insurer_code, u.office)
+            u = s.exec(select(UserRow).where(UserRow.token_hash == h, UserRow.active)).first()
+        actor = None if u is None else Actor(Role(u.role), u.id, u.name, u.insurer_code, u.office)
+        if len(self._auth_cache) > 10_000:
+            self._auth_cache.clear()
+        if actor is not None:  # unknown tokens are not cached: a flood of guesses cannot fill memory
+            self._auth_cache[h] = (now + self.settings.auth_cache_s, actor)
+        return actor
 
     # ------------------------------------------------------------ cases
 
@@ -158,10 +204,14 @@ class Mediation:
         return row
 
     def get_case(self, *, actor: Actor, case_id: str) -> dict[str, Any]:
+        key = ("case", case_id, actor.role.value, actor.office or "", actor.insurer_code or "")
+        hit = self._cached(key)
+        if hit is not None:
+            return dict(hit, overdue=bool(hit["due_at"] and self.clock() > hit["due_at"]))
         with Session(self.engine) as s:
             row = self._load(s, actor, case_id)
             hist = s.exec(select(TransitionRow).where(TransitionRow.case_id == case_id).order_by(TransitionRow.id)).all()
-            return self._public(row, list(hist), actor)
+            return self._remember(key, self._public(row, list(hist), actor))
 
     def list_cases(self, *, actor: Actor, status: str | None = None, insurer: str | None = None, q: str | None = None,
                    overdue: bool | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
@@ -313,16 +363,38 @@ class Mediation:
 
     def rider_status(self, *, case_number: str, code: str) -> dict[str, Any] | None:
         """The status of a case for whoever holds its number and access code; None if they don't
-        match. Wrong codes are counted per case number and lock it for a while."""
+        match. Wrong codes are counted per case number and lock it for a while.
+
+        The common case (right code, no earlier failures) is one indexed read and no write."""
         now = self.clock()
+        number = case_number[:64]
+        key = ("status", number, token_hash(code))
+        hit = self._cached(key)
+        if hit is not None:
+            return dict(hit)
+        c, a = CaseRow.__table__.c, StatusAttemptRow.__table__.c  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa_select(c.access_code_hash, c.status, c.status_since, c.due_at, c.id, c.rider_lang, a.failures,
+                          a.locked_until)
+                .select_from(CaseRow.__table__.outerjoin(StatusAttemptRow.__table__,  # type: ignore[attr-defined]
+                                                         a.case_number == c.case_number))
+                .where(c.case_number == number)).first()
+        if found is not None and found.locked_until is not None and aware(found.locked_until) > now:
+            raise Locked(aware(found.locked_until))
+        ok = found is not None and secrets.compare_digest(found.access_code_hash, token_hash(code))
+        if ok and found.failures is None:
+            assert found is not None
+            return dict(self._remember(key, {
+                "case_number": number, "status": found.status, "updated_at": aware(found.status_since),
+                "deadline": aware(found.due_at) if found.due_at else None, "case_id": found.id,
+                "lang": found.rider_lang}))
         with unit_of_work(self.engine) as s:
-            att = s.get(StatusAttemptRow, case_number[:64])
+            att = s.get(StatusAttemptRow, number)
             if att is not None and att.locked_until is not None and aware(att.locked_until) > now:
                 raise Locked(aware(att.locked_until))
-            row = s.exec(select(CaseRow).where(CaseRow.case_number == case_number)).first()
-            ok = row is not None and secrets.compare_digest(row.access_code_hash, token_hash(code))
             if not ok:
-                att = att or StatusAttemptRow(case_number=case_number[:64])
+                att = att or StatusAttemptRow(case_number=number)
                 att.failures += 1
                 att.last_failure = now
                 if att.failures >= self.settings.status_max_failures:
@@ -330,12 +402,9 @@ class Mediation:
                     att.failures = 0
                 s.add(att)
                 return None
-            assert row is not None
             if att is not None:
                 s.delete(att)
-            case = to_domain(row)
-            return {"case_number": row.case_number, "status": row.status, "updated_at": aware(row.status_since),
-                    "deadline": deadlines.due_at(case), "case_id": row.id, "lang": row.rider_lang}
+        return self.rider_status(case_number=case_number, code=code)
 
     # ------------------------------------------------------------ audit
 
@@ -366,6 +435,7 @@ class Mediation:
                             to_status=rec.to_status.value, reason=rec.reason))
 
     def _audit(self, s: Session, row: CaseRow, actor: str, action: str, data: dict[str, Any]) -> None:
+        self._reads.clear()  # every change to a case is audited: forget what was read before it
         prev = s.exec(select(AuditRow).where(AuditRow.case_id == row.id).order_by(AuditRow.seq.desc())).first()  # type: ignore[attr-defined]
         e = audit.append(_entry(prev) if prev else None, row.id, self.clock().isoformat(), actor, action, data)
         s.add(AuditRow(case_id=e.case_id, seq=e.seq, at=e.at, actor=e.actor, action=e.action,

@@ -13,7 +13,9 @@ class MediationSettings(Settings):
     status_max_failures: int = 10  # wrong access codes before a case number is locked
     status_lock_minutes: int = 15
     public_base_url: str = "http://127.0.0.1:8000"
-    max_body_bytes: int = 64 << 20  # feeds may be large; anything larger is refused with 413
+    max_body_bytes: int = 64 << 20
+    auth_cache_s: float = 5.0  # how long a checked bearer token is remembered
+    read_cache_s: float = 1.0  # how long another process's change may take to show in reads  # feeds may be large; anything larger is refused with 413
 
     @property
     def key_dir(self) -> Path:

@@ -10,7 +10,16 @@ import pytest
 from services.mediation.domain import audit, deadlines, lifecycle
 from services.mediation.domain.coverage import PRODUCTS, finding
 from services.mediation.domain.errors import Forbidden, IllegalTransition
-from services.mediation.domain.model import SYSTEM, Actor, Case, Consent, Incident, Rider, Role, Status
+from services.mediation.domain.model import (
+    SYSTEM,
+    Actor,
+    Case,
+    Consent,
+    Incident,
+    Rider,
+    Role,
+    Status,
+)
 from shared.events import StatusChanged
 
 pytestmark = pytest.mark.unit

@@ -1,13 +1,12 @@
 """mediation tables
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-29 14:30:54.324868
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

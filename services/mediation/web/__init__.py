@@ -1,0 +1,61 @@
+"""Web pages, server-rendered (Jinja2), served by the mediation app: the mediator desk at ``/``,
+the insurer portal at ``/insurer/``, the rider's status page at ``/status``. Sessions live in a
+signed HttpOnly SameSite cookie; every form carries a per-session CSRF token; Chinese by default,
+``?lang=en`` / ``?lang=zh`` on any page switches (and is remembered in a cookie).
+
+``mount(app, container, engine, settings)`` is what the bootstrap calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.engine import Engine
+from starlette.responses import Response
+
+from services.mediation.settings import MediationSettings
+from shared.config import Settings
+
+from .pages import Web
+from .session import Sessions, load_or_create_secret
+
+
+def make_router(web: Web) -> APIRouter:
+    from . import desk, insurer, status
+
+    router = APIRouter(include_in_schema=False)
+    router.include_router(desk.make_router(web))
+    router.include_router(insurer.make_router(web))
+    router.include_router(status.make_router(web))
+
+    @router.get("/static/{name}")
+    def static(name: str) -> Response:
+        f = web.static.get(name)
+        if f is None:
+            return Response("not found", status_code=404, media_type="text/plain")
+        return Response(f.body, media_type=f.media_type, headers={
+            "cache-control": "public, max-age=86400", "x-content-type-options": "nosniff"})
+
+    return router
+
+
+def build(container: Any, engine: Engine, settings: MediationSettings) -> Web:
+    sessions = Sessions(load_or_create_secret(settings.data_dir),
+                        https=settings.public_base_url.startswith("https://"))
+    poke_event: asyncio.Event | None = getattr(container, "poke", None)
+
+    def poke() -> None:  # called on the server's loop (async routes), like the API's
+        if poke_event is not None:
+            poke_event.set()
+
+    return Web(mediation=container.mediation, engine=engine, settings=settings, sessions=sessions, poke=poke)
+
+
+def mount(app: FastAPI, container: Any, engine: Engine, settings: Settings) -> None:
+    ms = settings if isinstance(settings, MediationSettings) else MediationSettings()
+    app.include_router(make_router(build(container, engine, ms)))
+
+
+__all__ = ["mount", "make_router", "build", "Web"]
