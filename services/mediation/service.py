@@ -394,6 +394,7 @@ class Mediation:
             if att is not None and att.locked_until is not None and aware(att.locked_until) > now:
                 raise Locked(aware(att.locked_until))
             if not ok:
+                self._reads.clear()  # a guess at this number: remembered answers may no longer be given
                 att = att or StatusAttemptRow(case_number=number)
                 att.failures += 1
                 att.last_failure = now

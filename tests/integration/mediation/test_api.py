@@ -209,6 +209,8 @@ def test_status_page_brute_force_is_locked_out(system):
     with system.client("mediator") as m, system.client() as public:
         created = m.post("/api/v1/cases", json=case_body()).json()
         number = created["case_number"]
+        # the right code read once (and remembered) must not slip through a later lock
+        assert public.get(f"/api/v1/status/{number}", params={"code": created["rider_access_code"]}).status_code == 200
         codes = [public.get(f"/api/v1/status/{number}", params={"code": f"{k:08d}"}).status_code for k in range(12)]
         assert codes[:10] == [404] * 10 and codes[10:] == [429, 429]
         # even the right code waits out the lock
