@@ -215,6 +215,7 @@ def run_worker(settings: TrajectorySettings | None = None, *, loglevel: str = "w
     from services.trajectory.runtime import open_store
 
     settings = settings or TrajectorySettings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level of its datadir
     consumed = (topics.PLATFORM_EVENTS, topics.GPS, topics.ASSESSMENT_REQUESTED)
     ensure_topics(settings.kafka_bootstrap, (*consumed, *map(topics.dead_letter, consumed), topics.ASSESSMENT_READY,
                                              topics.GAP_FLAGGED), settings.partitions)
