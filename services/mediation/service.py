@@ -44,6 +44,7 @@ from services.mediation.domain.model import (
     Status,
     TransitionRecord,
 )
+from services.mediation.packet.privacy import mask_name, mask_phone
 from services.mediation.schemas import CaseCreate
 from services.mediation.settings import MediationSettings
 from shared import topics
@@ -462,7 +463,7 @@ class Mediation:
         now = self.clock()
         due = aware(row.due_at) if row.due_at else None
         return {"case_id": row.id, "case_number": row.case_number, "status": row.status,
-                "rider_name": row.rider_name if actor.role is Role.MEDIATOR else _mask_name(row.rider_name),
+                "rider_name": row.rider_name if actor.role is Role.MEDIATOR else mask_name(row.rider_name) or "",
                 "insurer_code": row.insurer_code, "claim_number": row.claim_number,
                 "incident_at": aware(row.incident_at), "created_at": aware(row.created_at),
                 "status_since": aware(row.status_since), "due_at": due, "overdue": bool(due and now > due),
@@ -472,8 +473,8 @@ class Mediation:
         out = self._summary(row, actor)
         mediator = actor.role is Role.MEDIATOR
         out.update({
-            "rider": {"id": row.rider_id, "name": row.rider_name if mediator else _mask_name(row.rider_name),
-                      "phone": row.rider_phone if mediator else _mask_phone(row.rider_phone), "lang": row.rider_lang},
+            "rider": {"id": row.rider_id, "name": row.rider_name if mediator else mask_name(row.rider_name) or "",
+                      "phone": row.rider_phone if mediator else mask_phone(row.rider_phone) or "", "lang": row.rider_lang},
             "policy_number": row.policy_number, "product": row.product,
             "incident": {"at": aware(row.incident_at), "description": row.incident_description, "injury": row.injury,
                          "location": {"lat": row.incident_lat, "lon": row.incident_lon}
@@ -548,15 +549,6 @@ def to_domain(row: CaseRow) -> Case:
 
 def _entry(a: AuditRow) -> audit.Entry:
     return audit.Entry(a.case_id, a.seq, a.at, a.actor, a.action, orjson.loads(a.data), a.prev_hash, a.hash)
-
-
-def _mask_name(name: str) -> str:
-    return name[:1] + "*" * max(1, len(name) - 1) if name else ""
-
-
-def _mask_phone(phone: str) -> str:
-    digits = phone.strip()
-    return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"
 
 
 __all__ = ["Mediation", "IllegalTransition", "Locked", "TransitionRecord"]
