@@ -59,3 +59,9 @@ bench-notify: $(STAMP)
 ## bench-api: the public status endpoint and case reads under load, beside a bare FastAPI endpoint
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.api
+
+## bench-kafka: pings/s through one trajectory worker beside a bare aiokafka consumer on the same
+## records, and delivered -> GapFlagged latency (needs make kafka-up and deploy/postgres/pg.sh up)
+.PHONY: bench-kafka
+bench-kafka: $(STAMP)
+	$(BIN)/python -m bench.kafka

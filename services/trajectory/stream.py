@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,7 +80,7 @@ class Worker:
     publisher: FaustPublisher
     params: Params = field(default_factory=Params)
     tracker: GapTracker = field(init=False)
-    _closes: asyncio.Queue[ClosedGap] | None = None
+    _closes: asyncio.Queue[tuple[float, ClosedGap]] | None = None
     stats: dict[str, int] = field(default_factory=lambda: {"feeds": 0, "requests": 0, "flags": 0, "dead": 0})
 
     def __post_init__(self) -> None:
@@ -120,11 +121,12 @@ class Worker:
         for ev, t in sorted(parsed, key=lambda x: x[1]):
             closed += self.tracker.observe(rider_id=ev.rider_id, kind=ev.kind, type_=ev.type,
                                            platform=ev.platform, t=t, order_id=ev.order_id)
+        now = time.monotonic()
         for c in closed:
-            self.closes.put_nowait(c)
+            self.closes.put_nowait((now, c))
 
     @property
-    def closes(self) -> asyncio.Queue[ClosedGap]:
+    def closes(self) -> asyncio.Queue[tuple[float, ClosedGap]]:
         if self._closes is None:
             self._closes = asyncio.Queue()
         return self._closes
@@ -133,8 +135,9 @@ class Worker:
         """Flag closed gaps, each once the feeds had ``gap_settle_s`` to be stored (pings travel on
         their own topic and agent)."""
         while True:
-            c = await self.closes.get()
-            await asyncio.sleep(self.settings.gap_settle_s)
+            closed_at, c = await self.closes.get()
+            # settle from when the gap closed, not from when it is taken: a queue of gaps waits once
+            await asyncio.sleep(max(0.0, closed_at + self.settings.gap_settle_s - time.monotonic()))
             try:
                 flag = await asyncio.to_thread(self.classify, c)
                 if flag is not None:
