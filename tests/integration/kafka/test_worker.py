@@ -26,6 +26,8 @@ from services.trajectory.domain.model import Params
 from shared import topics
 from shared.events import AssessmentRequested, Envelope
 
+from .procs import start_group_at_end
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,6 +74,9 @@ def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fres
     # the topics exist before anyone subscribes (replay creates them with 6 partitions)
     subprocess.run([sys.executable, "-m", "services.trajectory", "replay", str(tmp_path / "none")], env=env,
                    capture_output=True, timeout=60)
+    # a fresh group starts at the topics' end, not at earlier tests' replays of the same rider
+    assert start_group_at_end(kafka_bootstrap, env["XJ_WORKER_GROUP"],
+                              [topics.PLATFORM_EVENTS, topics.GPS, topics.ASSESSMENT_REQUESTED])
     since = {t: end_offsets(kafka_bootstrap, t) for t in (topics.GAP_FLAGGED, topics.ASSESSMENT_READY,
                                                           topics.dead_letter(topics.GPS))}
     log = (tmp_path / "worker.log").open("wb")
