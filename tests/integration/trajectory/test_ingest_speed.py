@@ -1,6 +1,6 @@
-"""How many pings per second ``handle_feed_batch`` stores, in batches of 500 (the runtime's batch).
-A floor far below the measured figure (about 37k pings/s on SQLite on the development machine)
-catches a return to a round trip per ping; run with ``-s`` to see the figure."""
+"""``handle_feed_batch`` stores a batch of 500 pings in a handful of statements, never a round trip
+per ping (counted, not timed: a timed test flakes on a busy machine). Run with ``-s`` to see the
+rate it reached (about 37k pings/s on SQLite on the development machine)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 import numpy as np
 import orjson
 import pytest
+import sqlalchemy as sa
 
 from services.trajectory.adapters.store import FeedStore, migrate
 from services.trajectory.service import handle_feed_batch
@@ -19,7 +20,7 @@ from shared.bus import Message
 pytestmark = pytest.mark.integration
 
 N, RIDERS, BATCH = 50_000, 1000, 500
-FLOOR = 5_000  # pings/s: a city of 25k riders pinging every 5 s sends 5k/s
+MAX_STATEMENTS_PER_BATCH = 10
 
 
 def city_pings() -> list[Message]:
@@ -36,6 +37,9 @@ def test_ingest_rate(engine, request):
     migrate(engine)
     store = FeedStore(engine)
     msgs = city_pings()
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda conn, cursor, stmt, params, context, many: statements.append(stmt))
 
     async def go() -> tuple[int, float]:
         stored, t = 0, time.perf_counter()
@@ -48,4 +52,6 @@ def test_ingest_rate(engine, request):
     backend = request.node.callspec.params["engine"]
     print(f"\ningest on {backend}: {stored} pings in {dt:.2f} s = {rate:,.0f} pings/s (batches of {BATCH})")
     assert stored == N
-    assert rate > FLOOR
+    batches = N // BATCH
+    print(f"{len(statements) / batches:.1f} statements per batch")
+    assert len(statements) <= MAX_STATEMENTS_PER_BATCH * batches, f"{len(statements)} statements for {batches} batches"
