@@ -84,6 +84,9 @@ class Stop:
     lon: float
 
 
+LEAVE_M = 10.0  # metres from the stop's centre that mean the rider has left it
+
+
 def stops(grid: Grid, params: Params, min_s: float = 20.0, baseline_s: float = 30.0) -> list[Stop]:
     """Runs of standing still (speed over a short baseline below the stationary limit)."""
     n = len(grid)
@@ -99,12 +102,25 @@ def stops(grid: Grid, params: Params, min_s: float = 20.0, baseline_s: float = 3
     still = grid.known & grid.known[lo] & grid.known[hi] & (v < params.stationary_speed_mps)
     edges = np.diff(np.concatenate([[0], still.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-    out = []
-    for a, b in zip(starts, ends, strict=True):
-        if grid.t[b] - grid.t[a] >= min_s:
-            out.append(Stop(float(grid.t[a]), float(grid.t[b]), float(np.mean(grid.lat[a:b + 1])),
-                            float(np.mean(grid.lon[a:b + 1]))))
-    return out
+    long_enough = grid.t[ends] - grid.t[starts] >= min_s
+    starts, ends = starts[long_enough], ends[long_enough]
+    if starts.size == 0:
+        return []
+    cum_lat = np.concatenate([[0.0], np.cumsum(np.nan_to_num(grid.lat))])
+    cum_lon = np.concatenate([[0.0], np.cumsum(np.nan_to_num(grid.lon))])
+    size = ends - starts + 1
+    lat = (cum_lat[ends + 1] - cum_lat[starts]) / size
+    lon = (cum_lon[ends + 1] - cum_lon[starts]) / size
+    # the speed test flags "moving" half a baseline early: the stop ends when the rider actually
+    # leaves its place, at the first sample after the flagged end further than LEAVE_M from it
+    look = np.clip(ends[:, None] + np.arange(2 * k + 2)[None, :], 0, n - 1)
+    with np.errstate(invalid="ignore"):
+        gone = haversine_m(grid.lat[look], grid.lon[look], lat[:, None], lon[:, None]) > LEAVE_M
+    first = np.argmax(gone, axis=1)
+    left = np.where(gone.any(axis=1), grid.t[look[np.arange(look.shape[0]), first]] - step / 2, grid.t[ends])
+    end_t = np.maximum(left, grid.t[ends])
+    return [Stop(float(a), float(b), float(la), float(lo))
+            for a, b, la, lo in zip(grid.t[starts], end_t, lat, lon, strict=True)]
 
 
 @dataclass(frozen=True)
