@@ -22,11 +22,11 @@ logger = logging.getLogger(__name__)
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
-    settings = Settings()
     directory = Path(args.dir)
     if not directory.is_dir():
         print(f"assess: {directory} is not a directory", file=sys.stderr)
         return 2
+    settings = Settings()
     workers = settings.workers or (os.cpu_count() or 1)
     feeds = load_dir(directory, settings.timezone)
     for p in feeds.problems:

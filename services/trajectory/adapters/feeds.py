@@ -413,6 +413,11 @@ class Feeds:
     problems: list[Problem]
 
 
+def read_gps_file(directory: Path, tz: str) -> tuple[GpsColumns, list[Problem]]:
+    p = directory / "gps.jsonl"
+    return read_gps(p.read_bytes() if p.exists() else b"", "gps.jsonl", tz)
+
+
 def load_dir(directory: Path, tz: str) -> Feeds:
     """The three files of a rider-day folder. A missing feed counts as empty."""
     def data(name: str) -> bytes:
@@ -422,7 +427,7 @@ def load_dir(directory: Path, tz: str) -> Feeds:
     # polars parses the GPS without the GIL: read the small feeds beside it in a thread
     with ThreadPoolExecutor(1) as pool:
         small = pool.submit(read_platform, data("platform.jsonl"), "platform.jsonl", tz)
-        gps, gps_problems = read_gps(data("gps.jsonl"), "gps.jsonl", tz)
+        gps, gps_problems = read_gps_file(directory, tz)
         events, problems = small.result()
     problems += gps_problems
     incidents, pr = read_incidents(data("incidents.jsonl"), "incidents.jsonl", tz)
