@@ -7,15 +7,14 @@ import logging
 import multiprocessing as mp
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
 
-from services.trajectory.adapters.feeds import Feeds, load_dir
+from services.trajectory.adapters.feeds import Feeds, load_dir, prefetch_gps
 from services.trajectory.domain.assess import analyse, assess
 from services.trajectory.domain.model import Params, Phase
-from shared.config import Settings
 from shared.timeutil import iso_local
 
 logger = logging.getLogger(__name__)
@@ -26,9 +25,14 @@ def cmd_assess(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         print(f"assess: {directory} is not a directory", file=sys.stderr)
         return 2
-    settings = Settings()
+    # polars parses the GPS file (without the GIL, no zone needed) while the settings load
+    with ThreadPoolExecutor(1) as pool:
+        gps = pool.submit(prefetch_gps, directory)
+        from shared.config import Settings
+
+        settings = Settings()
+        feeds = load_dir(directory, settings.timezone, gps.result())
     workers = settings.workers or (os.cpu_count() or 1)
-    feeds = load_dir(directory, settings.timezone)
     for p in feeds.problems:
         print(f"{directory / p.source}:{p.line}: skipped: {p.message}", file=sys.stderr)
     lines = assess_all(feeds, Params(), settings.timezone, workers)

@@ -67,9 +67,11 @@ class GpsColumns:
         return out
 
 
-def read_gps(data: bytes, source: str, tz: str, first_line: int = 1) -> tuple[GpsColumns, list[Problem]]:
+def read_gps(data: bytes, source: str, tz: str, first_line: int = 1,
+             frame: pl.DataFrame | None = None) -> tuple[GpsColumns, list[Problem]]:
+    """``frame``: what :func:`prefetch_gps` already parsed of ``data``, if anything."""
     problems: list[Problem] = []
-    frame = _fast_frame(data)
+    frame = frame if frame is not None else _fast_frame(data)
     if frame is None:
         frame, problems = _slow_frame(data, source)
     if first_line != 1:
@@ -413,13 +415,23 @@ class Feeds:
     problems: list[Problem]
 
 
-def read_gps_file(directory: Path, tz: str) -> tuple[GpsColumns, list[Problem]]:
+@dataclass(frozen=True)
+class GpsPrefetch:
+    """A GPS file read and, if clean, parsed into a frame: the part that needs no time zone."""
+
+    data: bytes
+    frame: pl.DataFrame | None
+
+
+def prefetch_gps(directory: Path) -> GpsPrefetch:
     p = directory / "gps.jsonl"
-    return read_gps(p.read_bytes() if p.exists() else b"", "gps.jsonl", tz)
+    data = p.read_bytes() if p.exists() else b""
+    return GpsPrefetch(data, _fast_frame(data))
 
 
-def load_dir(directory: Path, tz: str) -> Feeds:
-    """The three files of a rider-day folder. A missing feed counts as empty."""
+def load_dir(directory: Path, tz: str, gps: GpsPrefetch | None = None) -> Feeds:
+    """The three files of a rider-day folder. A missing feed counts as empty. ``gps``: the GPS
+    file already prefetched (the command reads it while its settings load)."""
     def data(name: str) -> bytes:
         p = directory / name
         return p.read_bytes() if p.exists() else b""
@@ -427,12 +439,13 @@ def load_dir(directory: Path, tz: str) -> Feeds:
     # polars parses the GPS without the GIL: read the small feeds beside it in a thread
     with ThreadPoolExecutor(1) as pool:
         small = pool.submit(read_platform, data("platform.jsonl"), "platform.jsonl", tz)
-        gps, gps_problems = read_gps_file(directory, tz)
+        g = gps or prefetch_gps(directory)
+        cols, gps_problems = read_gps(g.data, "gps.jsonl", tz, frame=g.frame)
         events, problems = small.result()
     problems += gps_problems
     incidents, pr = read_incidents(data("incidents.jsonl"), "incidents.jsonl", tz)
     problems += pr
-    return Feeds(build_days(events, gps), incidents, problems)
+    return Feeds(build_days(events, cols), incidents, problems)
 
 
 def build_days(events: list[tuple[RawEvent, float]], gps: GpsColumns) -> dict[str, RiderDay]:
