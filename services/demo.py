@@ -11,6 +11,7 @@ in-process bus and SQLite). Artefacts land in var/demo/.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -99,7 +100,7 @@ def main() -> int:
                 (out / f"{number}.packet.pdf").write_bytes(pdf)
                 verdict = subprocess.run([sys.executable, "-m", "services.mediation", "packets", "verify",
                                           str(out / f"{number}.packet.json")], capture_output=True, text=True,
-                                         env={**__import__("os").environ, "XJ_DATA_DIR": str(out)})
+                                         env={**os.environ, "XJ_DATA_DIR": str(out)})
                 say("4", f"证据包已签名（Ed25519）并验证：{verdict.stdout.strip()}；PDF 已写入 var/demo/{number}.packet.pdf。",
                     f"Packet signed (Ed25519) and verified: {verdict.stdout.strip()}; PDF written to var/demo/{number}.packet.pdf.")
 

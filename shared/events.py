@@ -156,7 +156,9 @@ class GapFlagged(Event):
 
 # ---------------------------------------------------------------- mediation
 
-class _CaseEvent(Event):
+class CaseEvent(Event):
+    """Base of every case event: the fields every party's notification needs."""
+
     case_id: str
     case_number: str
     status: str  # the case's status after the event
@@ -169,25 +171,25 @@ class _CaseEvent(Event):
 
 
 @event
-class CaseOpened(_CaseEvent):
+class CaseOpened(CaseEvent):
     TYPE = "CaseOpened"
 
 
 @event
-class StatusChanged(_CaseEvent):
+class StatusChanged(CaseEvent):
     TYPE = "StatusChanged"
     from_status: str
     reason: str = ""
 
 
 @event
-class EvidenceRequested(_CaseEvent):
+class EvidenceRequested(CaseEvent):
     TYPE = "EvidenceRequested"
     request_id: str
 
 
 @event
-class EvidenceReady(_CaseEvent):
+class EvidenceReady(CaseEvent):
     TYPE = "EvidenceReady"
     packet_id: str
     packet_sha256: str
@@ -196,13 +198,13 @@ class EvidenceReady(_CaseEvent):
 
 
 @event
-class InsurerResponded(_CaseEvent):
+class InsurerResponded(CaseEvent):
     TYPE = "InsurerResponded"
     decision: str
     reason: str = ""
 
 
 @event
-class CaseOverdue(_CaseEvent):
+class CaseOverdue(CaseEvent):
     TYPE = "CaseOverdue"
     deadline: datetime

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy.exc import OperationalError
 
 from shared.bus import Handler, Message
-from shared.events import Envelope, EventError, _CaseEvent, decode
+from shared.events import CaseEvent, Envelope, EventError, decode
 
 from .adapters.render import TemplateRenderer
 from .domain.digest import digests
@@ -47,7 +47,7 @@ class Recorder:
         """The ids of the notifications recorded for this event; None if it was consumed before;
         [] if it concerns nobody. EventError for a message that is not a valid event."""
         event = decode(env)
-        if not isinstance(event, _CaseEvent):
+        if not isinstance(event, CaseEvent):
             return []
         found = self.directory.get(event.insurer_code)
         intents = route(event, event_id=env.id, occurred_at=env.occurred_at,

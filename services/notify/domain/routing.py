@@ -24,13 +24,13 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.events import (
+    CaseEvent,
     CaseOpened,
     CaseOverdue,
     Event,
     EvidenceReady,
     InsurerResponded,
     StatusChanged,
-    _CaseEvent,
 )
 
 from .model import CaseView, Channel, InsurerContact, Intent, Role
@@ -77,7 +77,7 @@ def route(event: Event, *, event_id: str, occurred_at: datetime, base_url: str,
 
     ``insurer`` is what the directory knows of the case's insurer (None: nothing configured;
     the event's ``insurer_email`` is used then)."""
-    if not isinstance(event, _CaseEvent):
+    if not isinstance(event, CaseEvent):
         return []
     ctx = _context(event, occurred_at=occurred_at, base_url=base_url)
     rider = _rider_template(event)
@@ -104,7 +104,7 @@ def route(event: Event, *, event_id: str, occurred_at: datetime, base_url: str,
     return _unique(out)
 
 
-def _rider_template(e: _CaseEvent) -> str | None:
+def _rider_template(e: CaseEvent) -> str | None:
     match e:
         case CaseOpened():
             return "rider_case_opened"
@@ -117,7 +117,7 @@ def _rider_template(e: _CaseEvent) -> str | None:
     return None
 
 
-def _insurer_template(e: _CaseEvent) -> str | None:
+def _insurer_template(e: CaseEvent) -> str | None:
     match e:
         case CaseOpened():
             return "insurer_case_opened"
@@ -128,7 +128,7 @@ def _insurer_template(e: _CaseEvent) -> str | None:
     return None
 
 
-def _mediator_template(e: _CaseEvent) -> str | None:
+def _mediator_template(e: CaseEvent) -> str | None:
     match e:
         case InsurerResponded():
             return "mediator_insurer_responded"
@@ -137,7 +137,7 @@ def _mediator_template(e: _CaseEvent) -> str | None:
     return None
 
 
-def _context(e: _CaseEvent, *, occurred_at: datetime, base_url: str) -> dict[str, Any]:
+def _context(e: CaseEvent, *, occurred_at: datetime, base_url: str) -> dict[str, Any]:
     """Template variables: what the case event says, minus contacts and actors."""
     ctx: dict[str, Any] = {
         "event_type": e.TYPE, "case_id": e.case_id, "case_number": e.case_number, "status": e.status,
@@ -159,7 +159,7 @@ def _context(e: _CaseEvent, *, occurred_at: datetime, base_url: str) -> dict[str
     return ctx
 
 
-def webhook_payload(e: _CaseEvent, *, event_id: str, occurred_at: datetime, base_url: str) -> dict[str, Any]:
+def webhook_payload(e: CaseEvent, *, event_id: str, occurred_at: datetime, base_url: str) -> dict[str, Any]:
     """The JSON an insurer's claims system receives (Standard Webhooks shape: type, timestamp,
     data). Nothing about the rider beyond the case: no phone, no name, no mediator contact."""
     data: dict[str, Any] = {
@@ -191,7 +191,7 @@ def _unique(intents: Iterable[Intent]) -> list[Intent]:
 def case_view(event: Event, *, occurred_at: datetime) -> CaseView | None:
     """Notify's view of the case after the event: CaseOverdue marks it overdue until anything
     else happens to it (mediation raises CaseOverdue again if the next deadline passes too)."""
-    if not isinstance(event, _CaseEvent):
+    if not isinstance(event, CaseEvent):
         return None
     return CaseView(case_id=event.case_id, case_number=event.case_number, status=event.status,
                     insurer_code=event.insurer_code, mediator_email=event.mediator_email,

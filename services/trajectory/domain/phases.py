@@ -7,7 +7,7 @@ and the cleaned, clock-corrected GPS grid; asking for the phase at an instant is
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -239,6 +239,4 @@ def _mid(a: float, b: float) -> float:
 
 
 def _with_end(o: Order, t: float) -> Order:
-    from dataclasses import replace
-
     return replace(o, ended=t, end_kind=None)

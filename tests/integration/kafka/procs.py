@@ -208,3 +208,17 @@ def base_env(**values: str) -> dict[str, str]:
     env.update(values)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def wait(what: str, fn, timeout: float, check=None, every: float = 0.2):  # type: ignore[no-untyped-def]
+    """Poll ``fn`` until it returns something true (calling ``check`` first each time)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if check is not None:
+            check()
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")

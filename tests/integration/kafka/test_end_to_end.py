@@ -29,6 +29,7 @@ from tests.integration.kafka.procs import (
     base_env,
     processes,
     start_group_at_end,
+    wait,
 )
 
 pytestmark = pytest.mark.integration
@@ -42,19 +43,6 @@ def cli(env: dict[str, str], *args: str) -> str:
     r = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
-
-
-def wait(what: str, fn, timeout: float, check=None, every: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if check is not None:
-            check()
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
 
 
 def case_body() -> dict:

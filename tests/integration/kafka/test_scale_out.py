@@ -30,6 +30,7 @@ from tests.integration.kafka.procs import (
     processes,
     read_since,
     start_group_at_end,
+    wait,
 )
 
 pytestmark = pytest.mark.integration
@@ -54,19 +55,6 @@ def lag(bootstrap: str, group: str) -> int:
                    for tp, end in ends.items())
     finally:
         c.close()
-
-
-def wait(what: str, fn, timeout: float, check=None, every: float = 0.3):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if check is not None:
-            check()
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
 
 
 def test_two_workers_one_killed_assessments_equal_batch(kafka_bootstrap: str, fresh_database, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ resolution, and every role against every endpoint."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,7 +114,7 @@ def test_seed_case_from_feeds_to_resolution(system, tmp_path):
 
 def _verify_cli(path: Path, s) -> int:
     return subprocess.run([sys.executable, "-m", "services.mediation", "packets", "verify", str(path)],
-                          cwd=ROOT, env={**__import__("os").environ, "XJ_DATA_DIR": str(s.data_dir)},
+                          cwd=ROOT, env={**os.environ, "XJ_DATA_DIR": str(s.data_dir)},
                           capture_output=True, timeout=60).returncode
 
 
