@@ -34,6 +34,7 @@ class TrajectorySettings(Settings):
     retention_days: float = 30.0  # XJ_RETENTION_DAYS: feeds received longer ago are deleted unless held
     purge_every_s: float = 3600.0  # XJ_PURGE_EVERY_S: how often retention runs
     feed_batch: int = 500  # XJ_FEED_BATCH: feed messages per handler call
+    gps_batch: int = 20_000  # XJ_GPS_BATCH: rider.gps records per batch of the Kafka worker
     request_batch: int = 16  # XJ_REQUEST_BATCH: assessment requests per handler call
     feed_within_s: float = 0.2  # XJ_FEED_WITHIN_S: the worker's batch waits at most this long
     partitions: int = 6  # XJ_PARTITIONS: partitions of the topics the worker declares

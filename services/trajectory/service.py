@@ -96,12 +96,8 @@ def ingest(store: FeedStore, messages: Sequence[Message], *, tz: str = DEFAULT_T
                                       if m.topic not in (topics.GPS, topics.PLATFORM_EVENTS)]
     gps: GpsColumns | None = None
     if gps_msgs:
-        gps, problems = read_gps_messages([m.value for m in gps_msgs], tz, topics.GPS)
-        bad += [(gps_msgs[p.line - 1], p.message) for p in problems]
-        long_id = gps.rider.str.len_chars().to_numpy() > MAX_ID_LEN
-        if long_id.any():
-            bad += [(gps_msgs[int(n) - 1], "rider_id too long") for n in gps.line[long_id]]
-            gps = _keep(gps, ~long_id)
+        gps, gps_bad = read_pings([m.value for m in gps_msgs], tz)
+        bad += [(gps_msgs[i], reason) for i, reason in gps_bad]
     events = []
     if plat_msgs:
         parsed, problems = read_platform_messages([m.value for m in plat_msgs], tz, topics.PLATFORM_EVENTS)
@@ -114,6 +110,17 @@ def ingest(store: FeedStore, messages: Sequence[Message], *, tz: str = DEFAULT_T
     received = time.time() if now is None else now
     stored = _retrying(lambda: store.add(gps=gps, events=events, received_at=received))
     return FeedBatchResult(len(messages), stored.pings, stored.events, len(bad)), bad
+
+
+def read_pings(values: Sequence[bytes], tz: str) -> tuple[GpsColumns, list[tuple[int, str]]]:
+    """``rider.gps`` message values as columns, and the index and reason of each unreadable one."""
+    gps, problems = read_gps_messages(values, tz, topics.GPS)
+    bad = [(p.line - 1, p.message) for p in problems]
+    long_id = gps.rider.str.len_chars().to_numpy() > MAX_ID_LEN
+    if long_id.any():
+        bad += [(int(n) - 1, "rider_id too long") for n in gps.line[long_id]]
+        gps = _keep(gps, ~long_id)
+    return gps, bad
 
 
 def _keep(cols: GpsColumns, ok: np.ndarray) -> GpsColumns:

@@ -3,9 +3,11 @@ holds, and the answers to assessment requests. SQLite by default, PostgreSQL in 
 schema is created and upgraded by this service's own Alembic history (``migrate``), whose version
 table is ``alembic_version_trajectory`` so that it can share a database with the other services.
 
-Writes are one bulk statement per table and batch (``INSERT ... ON CONFLICT DO NOTHING`` through
-the driver's executemany, which both SQLite and PostgreSQL understand), never a round trip per ping.
-A ping delivered twice is stored once: its primary key is (rider, phone time, key), the key being a
+Writes are one bulk statement per table and batch, never a round trip per ping: ``INSERT ... ON
+CONFLICT DO NOTHING`` through the driver's executemany; on PostgreSQL the pings go by ``COPY``
+(the batch in binary COPY format, built by numpy) straight into the table, or, when some of them are stored
+already (a redelivery) or repeated in the batch, through a temporary table and ``INSERT ... SELECT
+... ON CONFLICT DO NOTHING``. A ping delivered twice is stored once: its primary key is (rider, phone time, key), the key being a
 64-bit hash of its position and accuracy. A platform event's key is its ``event_id``, or for an
 event without one the SHA-256 of its canonical JSON.
 
@@ -26,7 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
-from sqlalchemy import BigInteger, Index, Text, UniqueConstraint, text
+import psycopg
+from sqlalchemy import BigInteger, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
@@ -49,10 +52,10 @@ class GpsPing(SQLModel, table=True):
 
     __tablename__ = "trajectory_gps_ping"
     __table_args__ = (
-        Index("ix_trajectory_gps_ping_received_at", "received_at"),
+        Index("ix_trajectory_gps_ping_received_at", "received_at", postgresql_using="brin"),
         {"sqlite_with_rowid": False},
     )
-    rider_id: str = Field(primary_key=True)
+    rider_id: str = Field(primary_key=True, sa_type=String().with_variant(String(collation="C"), "postgresql"))
     t: float = Field(primary_key=True)  # epoch s, phone clock as received
     k: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
     lat: float
@@ -211,6 +214,61 @@ def _bulk(conn: Connection, table: str, cols: Sequence[str], rows: list[tuple[An
     return max(int(result.rowcount), 0)
 
 
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_FIXED = np.dtype([("n0", ">i4"), ("t", ">f8"), ("n1", ">i4"), ("k", ">i8"), ("n2", ">i4"), ("lat", ">f8"),
+                   ("n3", ">i4"), ("lon", ">f8"), ("n4", ">i4"), ("accuracy", ">f8"), ("n5", ">i4"),
+                   ("received_at", ">f8")])  # the six 8-byte fields after rider_id, each after its length
+
+
+def _binary_copy(gps: GpsColumns, keys: npt.NDArray[np.int64], now: float) -> bytes:
+    """The pings as PostgreSQL's binary COPY format (columns ``_PING_COLS``), built by numpy
+    without a Python step per row. A missing accuracy is stored as NaN (what the reader makes of
+    NULL too), which keeps every row's fields a fixed size after the rider id."""
+    n = gps.t.size
+    rider = gps.rider.to_list()
+    names = "".join(rider).encode()
+    lens = gps.rider.str.len_bytes().to_numpy().astype(np.int64)
+    row = 2 + 4 + lens + _FIXED.itemsize
+    start = len(_COPY_HEADER) + np.concatenate(([0], np.cumsum(row)[:-1]))
+    buf = np.empty(len(_COPY_HEADER) + int(row.sum()) + 2, dtype=np.uint8)
+    buf[: len(_COPY_HEADER)] = np.frombuffer(_COPY_HEADER, dtype=np.uint8)
+    buf[start[:, None] + np.arange(2)] = np.full(n, 7, dtype=">i2").view(np.uint8).reshape(n, 2)
+    buf[start[:, None] + 2 + np.arange(4)] = lens.astype(">i4").view(np.uint8).reshape(n, 4)
+    name_at = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    buf[np.repeat(start + 6 - name_at, lens) + np.arange(int(lens.sum()))] = np.frombuffer(names, dtype=np.uint8)
+    fixed = np.empty(n, dtype=_FIXED)
+    for f in ("n0", "n1", "n2", "n3", "n4", "n5"):
+        fixed[f] = 8
+    fixed["t"], fixed["k"], fixed["lat"], fixed["lon"] = gps.t, keys, gps.lat, gps.lon
+    fixed["accuracy"], fixed["received_at"] = gps.accuracy, now
+    buf[(start + 6 + lens)[:, None] + np.arange(_FIXED.itemsize)] = fixed.view(np.uint8).reshape(n, _FIXED.itemsize)
+    buf[-2:] = 0xFF  # the trailer: a field count of -1
+    return buf.tobytes()
+
+
+def _copy_pings(conn: Connection, data: bytes, n: int) -> int:
+    """PostgreSQL: ``n`` pings (``data`` in binary COPY format) by COPY; those stored already (a
+    redelivery) or repeated in the batch are skipped."""
+    cols = ", ".join(_PING_COLS)
+    cur = conn.connection.driver_connection.cursor()  # psycopg 3, inside the unit of work's transaction
+    try:
+        try:
+            with conn.begin_nested(), cur.copy(f"COPY trajectory_gps_ping ({cols}) FROM STDIN (FORMAT binary)") as cp:
+                cp.write(data)
+            return n
+        except psycopg.errors.UniqueViolation:
+            pass  # some are stored already: rolled back to the savepoint, merged below
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS trajectory_ping_in "
+                    "(LIKE trajectory_gps_ping INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        with cur.copy(f"COPY trajectory_ping_in ({cols}) FROM STDIN (FORMAT binary)") as cp:
+            cp.write(data)
+        cur.execute(f"INSERT INTO trajectory_gps_ping ({cols}) SELECT {cols} FROM trajectory_ping_in "
+                    "ON CONFLICT DO NOTHING")
+        return max(int(cur.rowcount), 0)
+    finally:
+        cur.close()
+
+
 class FeedStore:
     """The trajectory service's repository. Every method is one unit of work of its own."""
 
@@ -224,17 +282,19 @@ class FeedStore:
         """Store validated pings and platform events (each with its time and raw line) in one
         transaction; what is already stored is skipped."""
         now = time.time() if received_at is None else received_at
-        ping_rows: list[tuple[Any, ...]] = []
-        if gps is not None and gps.t.size:
-            keys = ping_keys(gps.lat, gps.lon, gps.accuracy)
-            acc = [None if a != a else a for a in gps.accuracy.tolist()]
-            n = gps.t.size
-            ping_rows = list(zip(gps.rider.to_list(), gps.t.tolist(), keys.tolist(), gps.lat.tolist(),
-                                 gps.lon.tolist(), acc, [now] * n, strict=True))
         event_rows = [_event_row(ev, t, raw, now) for ev, t, raw in events]
         with unit_of_work(self.engine) as s:
             conn = s.connection()
-            p = _bulk(conn, "trajectory_gps_ping", _PING_COLS, ping_rows)
+            p = 0
+            if gps is not None and gps.t.size:
+                keys = ping_keys(gps.lat, gps.lon, gps.accuracy)
+                if conn.dialect.name == "postgresql":
+                    p = _copy_pings(conn, _binary_copy(gps, keys, now), gps.t.size)
+                else:
+                    acc = [None if a != a else a for a in gps.accuracy.tolist()]
+                    p = _bulk(conn, "trajectory_gps_ping", _PING_COLS, list(zip(
+                        gps.rider.to_list(), gps.t.tolist(), keys.tolist(), gps.lat.tolist(), gps.lon.tolist(), acc,
+                        [now] * gps.t.size, strict=True)))
             e = _bulk(conn, "trajectory_platform_event", _EVENT_COLS, event_rows)
         return Stored(p, e)
 

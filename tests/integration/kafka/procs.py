@@ -137,6 +137,13 @@ def start_group_at_end(bootstrap: str, group: str, topic_names: Iterable[str]) -
         c.close()
 
 
+def start_worker_at_end(bootstrap: str, worker_group: str) -> bool:
+    """:func:`start_group_at_end` for every consumer group of a trajectory worker."""
+    from services.trajectory.stream import consumer_groups
+
+    return all([start_group_at_end(bootstrap, g, ts) for g, ts in consumer_groups(worker_group).items()])
+
+
 def _offset_and_metadata(cls: Any, offset: int) -> Any:
     try:
         return cls(offset, "", -1)  # kafka-python >= 2.0.3: (offset, metadata, leader_epoch)

@@ -29,6 +29,7 @@ from tests.integration.kafka.procs import (
     base_env,
     processes,
     start_group_at_end,
+    start_worker_at_end,
     wait,
 )
 
@@ -64,11 +65,10 @@ def test_seed_case_through_three_processes(kafka_bootstrap: str, fresh_database,
                    XJ_BUS="kafka", XJ_HTTP_PORT=str(port), XJ_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                    XJ_WORKER_GROUP=f"xj-e2e-{uuid.uuid4().hex[:8]}", XJ_GAP_SETTLE_S="0.2",
                    XJ_NOTIFY_POLL="0.05")
-    consumed = (topics.PLATFORM_EVENTS, topics.GPS, topics.ASSESSMENT_REQUESTED)
     ensure_topics(kafka_bootstrap, (*topics.ALL, *map(topics.dead_letter, topics.ALL)), 6)
     # Every group starts at the topics' end: a development broker's history (other databases'
     # cases) is not this run's. The broker refuses while a group has members; then it keeps its offsets.
-    assert start_group_at_end(kafka_bootstrap, env["XJ_WORKER_GROUP"], consumed)
+    assert start_worker_at_end(kafka_bootstrap, env["XJ_WORKER_GROUP"])
     start_group_at_end(kafka_bootstrap, "mediation", (topics.ASSESSMENT_READY,))
     start_group_at_end(kafka_bootstrap, "notify", (topics.CASE_EVENTS,))
 

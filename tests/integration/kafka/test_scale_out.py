@@ -21,6 +21,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 
 from services.trajectory.replay import ensure_topics
+from services.trajectory.stream import consumer_groups
 from shared import topics
 from shared.events import AssessmentReady, AssessmentRequested, Envelope, decode
 from tests.integration.kafka.procs import (
@@ -29,7 +30,7 @@ from tests.integration.kafka.procs import (
     end_offsets,
     processes,
     read_since,
-    start_group_at_end,
+    start_worker_at_end,
     wait,
 )
 
@@ -47,14 +48,18 @@ def members(bootstrap: str, group: str) -> int:
         admin.close()
 
 
-def lag(bootstrap: str, group: str) -> int:
-    ends = end_offsets(bootstrap, FEEDS)
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        return sum(max(0, end - (c.committed(TopicPartition(tp.topic, tp.partition)) or 0))
-                   for tp, end in ends.items())
-    finally:
-        c.close()
+def lag(bootstrap: str, worker_group: str) -> int:
+    """Feed records not yet committed by the worker's groups."""
+    total = 0
+    for group, names in consumer_groups(worker_group).items():
+        ends = end_offsets(bootstrap, [t for t in names if t in FEEDS])
+        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        try:
+            total += sum(max(0, end - (c.committed(TopicPartition(tp.topic, tp.partition)) or 0))
+                         for tp, end in ends.items())
+        finally:
+            c.close()
+    return total
 
 
 def test_two_workers_one_killed_assessments_equal_batch(kafka_bootstrap: str, fresh_database, tmp_path: Path) -> None:
@@ -77,7 +82,7 @@ def test_two_workers_one_killed_assessments_equal_batch(kafka_bootstrap: str, fr
     consumed = (*FEEDS, topics.ASSESSMENT_REQUESTED)
     ensure_topics(kafka_bootstrap, (*consumed, *map(topics.dead_letter, consumed), topics.ASSESSMENT_READY,
                                     topics.GAP_FLAGGED), 6)
-    assert start_group_at_end(kafka_bootstrap, group, consumed)
+    assert start_worker_at_end(kafka_bootstrap, group)
     # a migrated database before two processes start on it
     r = subprocess.run([sys.executable, "-c", "from services.bootstrap import database; from shared.config import "
                         "Settings; database(Settings(), ('trajectory',)).dispose()"], **run)
@@ -88,7 +93,8 @@ def test_two_workers_one_killed_assessments_equal_batch(kafka_bootstrap: str, fr
         b = procs.start("worker-b", "services.trajectory", "worker", "--loglevel", "info")
         wait("both workers ready", lambda: all("Worker]: Ready" in p.log.read_text(errors="replace") for p in (a, b)),
              60, procs.check_alive)
-        wait("a stable group of two", lambda: members(kafka_bootstrap, group) == 2, 40, procs.check_alive)
+        wait("stable groups of two", lambda: all(members(kafka_bootstrap, g) == 2 for g in consumer_groups(group)),
+             40, procs.check_alive)
 
         replay = subprocess.Popen([sys.executable, "-m", "services.trajectory", "replay", str(day),
                                    "--speedup", "4000"], cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -26,7 +26,7 @@ from services.trajectory.domain.model import Params
 from shared import topics
 from shared.events import AssessmentRequested, Envelope
 
-from .procs import start_group_at_end
+from .procs import start_worker_at_end
 
 pytestmark = pytest.mark.integration
 
@@ -75,8 +75,7 @@ def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fres
     subprocess.run([sys.executable, "-m", "services.trajectory", "replay", str(tmp_path / "none")], env=env,
                    capture_output=True, timeout=60)
     # a fresh group starts at the topics' end, not at earlier tests' replays of the same rider
-    assert start_group_at_end(kafka_bootstrap, env["XJ_WORKER_GROUP"],
-                              [topics.PLATFORM_EVENTS, topics.GPS, topics.ASSESSMENT_REQUESTED])
+    assert start_worker_at_end(kafka_bootstrap, env["XJ_WORKER_GROUP"])
     since = {t: end_offsets(kafka_bootstrap, t) for t in (topics.GAP_FLAGGED, topics.ASSESSMENT_READY,
                                                           topics.dead_letter(topics.GPS))}
     log = (tmp_path / "worker.log").open("wb")

@@ -61,7 +61,7 @@ def test_migration_creates_the_tables_under_its_own_version_table(engine):
             "trajectory_assessment_reply"} <= names
     assert "alembic_version" not in names  # the other services' histories are theirs
     with engine.connect() as c:
-        assert c.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0001"
+        assert c.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0002"
 
 
 def test_models_and_migrations_agree(engine):
@@ -142,6 +142,22 @@ def test_load_rider_returns_the_fixes_as_parsed(store):
     np.testing.assert_array_equal(day.gps.accuracy[order], cols.accuracy[mine])  # NaN where not given
     assert len(store.load_rider("R1", T0 + 28, T0 + 63).gps) == 6  # the window, both ends included
     assert len(store.load_rider("R3", T0 - 1, T0 + 1000).gps) == 0
+
+
+def test_rider_ids_of_any_length_and_script_are_stored_as_sent(store):
+    riders = ["R", "R00700", "骑手-张三-0001", "x" * 199, "rider,with \"quotes\"\tand tab"]
+    g = [ping(T0 + 11 * i + j, 23.74 + i * 1e-4, rider=r, **({"accuracy_m": 2.5 + j} if i % 3 else {}))
+         for j, r in enumerate(riders) for i in range(7)]
+    assert add_lines(store, g).pings == len(g)
+    cols, _ = read_gps_messages(g, TZ)
+    for r in riders:
+        day = store.load_rider(r, T0 - 1, T0 + 1000)
+        mine = cols.rider.to_numpy() == r
+        order = np.argsort(day.gps.t)
+        np.testing.assert_array_equal(day.gps.t[order], cols.t[mine])
+        np.testing.assert_array_equal(day.gps.lat[order], cols.lat[mine])
+        np.testing.assert_array_equal(day.gps.accuracy[order], cols.accuracy[mine])
+    assert add_lines(store, g[::2]).pings == 0  # a redelivery of part of it
 
 
 def test_load_rider_has_whole_orders_that_overlap_the_window_and_the_presence_state_at_its_start(store):
