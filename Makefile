@@ -65,3 +65,9 @@ bench-api: $(STAMP)
 .PHONY: bench-kafka
 bench-kafka: $(STAMP)
 	$(BIN)/python -m bench.kafka
+
+## faults: the whole fault suite (broker, service and database restarts, poison messages, fuzzing,
+## hostile users, privacy); writes docs/reliability.md. `make test` runs its fast part.
+.PHONY: faults
+faults: $(STAMP)
+	$(BIN)/python -m pytest -q tests/faults --faults-full --reliability-report docs/reliability.md
