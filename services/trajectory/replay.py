@@ -95,19 +95,25 @@ def main(directory: Path, *, speedup: float = 0.0, bootstrap: str | None = None,
     items = lines(directory, settings.timezone)
     bootstrap = bootstrap or settings.kafka_bootstrap
     ensure_topics(bootstrap, [t for _, t in FEEDS], partitions)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                             linger_ms=5, batch_size=256 * 1024, retries=10,
-                             max_in_flight_requests_per_connection=1)  # keeps each key's order on retries
+    # idempotent: retried sends (a broker restart) are written once and in order; a record is
+    # retried until the delivery timeout, and any that still fails is counted and reported
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                             linger_ms=5, batch_size=256 * 1024, delivery_timeout_ms=300_000,
+                             max_block_ms=300_000)
     counts = {topic: 0 for _, topic in FEEDS}
+    failed: list[BaseException] = []
     began = time.monotonic()
     try:
         for topic, key, raw in paced(items, speedup):
-            producer.send(topic, value=raw, key=key.encode())
+            producer.send(topic, value=raw, key=key.encode()).add_errback(failed.append)
             counts[topic] += 1
         producer.flush()
     finally:
         producer.close()
     took = time.monotonic() - began
+    if failed:
+        print(f"replay: {len(failed)} records NOT delivered (first: {failed[0]!r})", file=sys.stderr)
+        return 1
     print(f"replay: {directory}: {counts[topics.PLATFORM_EVENTS]} platform events to {topics.PLATFORM_EVENTS}, "
           f"{counts[topics.GPS]} pings to {topics.GPS} in {took:.1f} s", file=sys.stderr)
     return 0

@@ -137,6 +137,22 @@ def start_group_at_end(bootstrap: str, group: str, topic_names: Iterable[str]) -
         c.close()
 
 
+def worker_lag(bootstrap: str, worker_group: str, topic_names: Iterable[str] | None = None) -> int:
+    """Records of ``topic_names`` (default: all the worker reads) its consumer groups have not committed."""
+    from services.trajectory.stream import consumer_groups
+
+    total = 0
+    for group, names in consumer_groups(worker_group).items():
+        ends = end_offsets(bootstrap, [t for t in names if topic_names is None or t in topic_names])
+        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        try:
+            total += sum(max(0, end - (c.committed(TopicPartition(tp.topic, tp.partition)) or 0))
+                         for tp, end in ends.items())
+        finally:
+            c.close()
+    return total
+
+
 def start_worker_at_end(bootstrap: str, worker_group: str) -> bool:
     """:func:`start_group_at_end` for every consumer group of a trajectory worker."""
     from services.trajectory.stream import consumer_groups

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
-from kafka.structs import TopicPartition
 
 from services.trajectory.replay import ensure_topics
 from services.trajectory.stream import consumer_groups
@@ -32,6 +31,7 @@ from tests.integration.kafka.procs import (
     read_since,
     start_worker_at_end,
     wait,
+    worker_lag,
 )
 
 pytestmark = pytest.mark.integration
@@ -46,20 +46,6 @@ def members(bootstrap: str, group: str) -> int:
         return len(desc["members"]) if desc["group_state"] == "Stable" else -1
     finally:
         admin.close()
-
-
-def lag(bootstrap: str, worker_group: str) -> int:
-    """Feed records not yet committed by the worker's groups."""
-    total = 0
-    for group, names in consumer_groups(worker_group).items():
-        ends = end_offsets(bootstrap, [t for t in names if t in FEEDS])
-        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        try:
-            total += sum(max(0, end - (c.committed(TopicPartition(tp.topic, tp.partition)) or 0))
-                         for tp, end in ends.items())
-        finally:
-            c.close()
-    return total
 
 
 def test_two_workers_one_killed_assessments_equal_batch(kafka_bootstrap: str, fresh_database, tmp_path: Path) -> None:
@@ -111,7 +97,7 @@ def test_two_workers_one_killed_assessments_equal_batch(kafka_bootstrap: str, fr
                 replay.wait()
         assert replay.returncode == 0, err
         # the survivor takes the dead member's partitions once its session times out (10 s)
-        wait("the group consumed every feed message", lambda: lag(kafka_bootstrap, group) == 0, 90, procs.check_alive)
+        wait("the group consumed every feed message", lambda: worker_lag(kafka_bootstrap, group, FEEDS) == 0, 90, procs.check_alive)
         took_over = time.monotonic() - killed_at
 
         since = end_offsets(kafka_bootstrap, (topics.ASSESSMENT_READY,))
