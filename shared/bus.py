@@ -76,13 +76,30 @@ async def handle_with_dead_letters(bus: Bus, batch: Sequence[Message], handler: 
 
 
 async def _dead(bus: Bus, m: Message, group: str) -> None:
+    import sys
     import traceback
 
-    reason = traceback.format_exc(limit=3).strip().splitlines()[-1][:500]
+    # The exception's type and message on one line: a traceback's last line is only the last
+    # line of a multi-line message (pydantic's ends with a help URL, not the reason).
+    reason = " ".join(" | ".join(traceback.format_exception_only(sys.exc_info()[1])).split())[:500]
     logger.error("dead letter from %s at offset %s for %s: %s", m.topic, m.offset, group, reason)
-    await bus.publish(dead_letter(m.topic), m.key, m.value,
-                      (*m.headers, ("error", reason.encode()), ("group", group.encode()),
-                       ("source-offset", str(m.offset).encode())))
+    await bus.publish(dead_letter(m.topic), m.key, *dead_letter_copy(m, reason, group))
+
+
+DEAD_LETTER_MAX_VALUE = 900_000  # bytes of a poison's value kept on its dead-letter copy
+
+
+def dead_letter_copy(m: Message, reason: str, group: str) -> tuple[bytes, Headers]:
+    """The value and headers a dead letter of ``m`` is published with: the reason, the group and
+    the source offset in headers. A value near the broker's size limit is cut to its first
+    ``DEAD_LETTER_MAX_VALUE`` bytes (header ``truncated-from``: its length; the whole message stays
+    on its topic at ``source-offset``) -- with the headers added it would not fit, and a dead letter
+    that cannot be published would stop the consumer it was meant to keep going."""
+    value, extra = m.value, ()
+    if len(value) > DEAD_LETTER_MAX_VALUE:
+        value, extra = value[:DEAD_LETTER_MAX_VALUE], (("truncated-from", str(len(m.value)).encode()),)
+    return value, (*m.headers, ("error", reason[:500].encode()), ("group", group.encode()),
+                   ("source-offset", str(m.offset).encode()), *extra)
 
 
 @dataclass

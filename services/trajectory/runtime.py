@@ -20,7 +20,7 @@ from services.trajectory import service
 from services.trajectory.adapters.store import FeedStore, Purged, migrate
 from services.trajectory.domain.model import Params
 from shared import topics
-from shared.bus import Bus, Message
+from shared.bus import Bus, Message, dead_letter_copy
 from shared.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,9 +53,7 @@ def dead_letterer(bus: Bus, group: str = GROUP) -> service.Reject:
     """A ``reject`` for the handlers: the message goes to its topic's dead-letter topic with the
     reason, in the same headers the bus itself uses."""
     async def reject(m: Message, reason: str) -> None:
-        await bus.publish(topics.dead_letter(m.topic), m.key, m.value,
-                          (*m.headers, ("error", reason[:500].encode()), ("group", group.encode()),
-                           ("source-offset", str(m.offset).encode())))
+        await bus.publish(topics.dead_letter(m.topic), m.key, *dead_letter_copy(m, reason, group))
     return reject
 
 

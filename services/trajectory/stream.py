@@ -38,7 +38,7 @@ from services.trajectory.domain.model import Params
 from services.trajectory.gaps import ClosedGap, Flag, GapTracker, flag_for
 from services.trajectory.runtime import GROUP, TrajectorySettings, purge_once
 from shared import topics
-from shared.bus import Headers, Message, handle_with_dead_letters
+from shared.bus import Headers, Message, dead_letter_copy, handle_with_dead_letters
 from shared.events import GapFlagged
 
 logger = logging.getLogger(__name__)
@@ -96,9 +96,7 @@ class Worker:
 
     async def reject(self, m: Message, reason: str) -> None:
         self.stats["dead"] += 1
-        await self.publisher.publish(topics.dead_letter(m.topic), m.key, m.value,
-                                     (*m.headers, ("error", reason[:500].encode()), ("group", APP_ID.encode()),
-                                      ("source-offset", str(m.offset).encode())))
+        await self.publisher.publish(topics.dead_letter(m.topic), m.key, *dead_letter_copy(m, reason, APP_ID))
 
     async def _safely(self, batch: Sequence[Message], handler: Any) -> None:
         """The batch; if it raises, message by message, dead-lettering the ones that still fail."""
