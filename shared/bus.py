@@ -57,11 +57,41 @@ class Bus(Protocol):
         ...
 
 
+def transient(e: BaseException) -> bool:
+    """A failure of the infrastructure rather than of the message: the database away or its
+    connection dropped. Waited out, never dead-lettered."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    return isinstance(e, OperationalError) or (isinstance(e, DBAPIError) and e.connection_invalidated)
+
+
+TRANSIENT_PAUSE_MAX_S = 30.0
+
+
+async def _patiently(what: str, call: Callable[[], Awaitable[None]]) -> None:
+    """``call()`` until it does not fail transiently (back-off 0.5 s doubling to 30 s): the
+    consumer holds its batch, uncommitted, and reads nothing more meanwhile."""
+    attempt = 0
+    while True:
+        try:
+            await call()
+            return
+        except Exception as e:
+            if not transient(e):
+                raise
+            pause = min(TRANSIENT_PAUSE_MAX_S, 0.5 * 2 ** min(attempt, 6))
+            attempt += 1
+            logger.warning("%s: %s; trying again in %.1f s", what, type(e).__name__, pause)
+            await asyncio.sleep(pause)
+
+
 async def handle_with_dead_letters(bus: Bus, batch: Sequence[Message], handler: Handler, group: str) -> None:
     """Run a batch; if it fails, run its messages one by one and send the ones that still fail to
-    the dead-letter topic. Shared by every adapter so they behave alike."""
+    the dead-letter topic. A transient failure (the database away) is waited out instead: a good
+    message must never be dead-lettered for it. Shared by every adapter so they behave alike."""
+    what = f"{group} on {batch[0].topic}" if batch else group
     try:
-        await handler(batch)
+        await _patiently(what, lambda: handler(batch))
         return
     except Exception:
         if len(batch) == 1:
@@ -70,7 +100,7 @@ async def handle_with_dead_letters(bus: Bus, batch: Sequence[Message], handler: 
         logger.warning("batch of %d on %s failed for %s; retrying one by one", len(batch), batch[0].topic, group)
     for m in batch:
         try:
-            await handler([m])
+            await _patiently(what, lambda m=m: handler([m]))  # type: ignore[misc]
         except Exception:
             await _dead(bus, m, group)
 
@@ -83,7 +113,18 @@ async def _dead(bus: Bus, m: Message, group: str) -> None:
     # line of a multi-line message (pydantic's ends with a help URL, not the reason).
     reason = " ".join(" | ".join(traceback.format_exception_only(sys.exc_info()[1])).split())[:500]
     logger.error("dead letter from %s at offset %s for %s: %s", m.topic, m.offset, group, reason)
-    await bus.publish(dead_letter(m.topic), m.key, *dead_letter_copy(m, reason, group))
+    value, headers = dead_letter_copy(m, reason, group)
+    attempt = 0
+    while True:  # a dead letter not published would be lost once the batch is committed
+        try:
+            await bus.publish(dead_letter(m.topic), m.key, value, headers)
+            return
+        except Exception as e:
+            pause = min(TRANSIENT_PAUSE_MAX_S, 0.5 * 2 ** min(attempt, 6))
+            attempt += 1
+            logger.warning("publishing a dead letter of %s failed (%s); trying again in %.1f s", m.topic,
+                           type(e).__name__, pause)
+            await asyncio.sleep(pause)
 
 
 DEAD_LETTER_MAX_VALUE = 900_000  # bytes of a poison's value kept on its dead-letter copy
@@ -95,7 +136,7 @@ def dead_letter_copy(m: Message, reason: str, group: str) -> tuple[bytes, Header
     ``DEAD_LETTER_MAX_VALUE`` bytes (header ``truncated-from``: its length; the whole message stays
     on its topic at ``source-offset``) -- with the headers added it would not fit, and a dead letter
     that cannot be published would stop the consumer it was meant to keep going."""
-    value, extra = m.value, ()
+    value, extra = m.value, tuple[tuple[str, bytes], ...]()
     if len(value) > DEAD_LETTER_MAX_VALUE:
         value, extra = value[:DEAD_LETTER_MAX_VALUE], (("truncated-from", str(len(m.value)).encode()),)
     return value, (*m.headers, ("error", reason[:500].encode()), ("group", group.encode()),
