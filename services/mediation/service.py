@@ -85,6 +85,9 @@ class Mediation:
     # Reads of a case (by role) and of a rider's status, remembered for ``read_cache_s``: cleared
     # at once by any write in this process; another process's write shows within that time.
     _reads: dict[tuple[str, ...], tuple[float, Any]] = field(default_factory=dict, repr=False)
+    # wrong access codes per client (address) and the clients locked for guessing (this process's)
+    _client_failures: dict[str, list[datetime]] = field(default_factory=dict, repr=False)
+    _client_locks: dict[str, datetime] = field(default_factory=dict, repr=False)
 
     def _cached(self, key: tuple[str, ...]) -> Any | None:
         hit = self._reads.get(key)
@@ -118,7 +121,9 @@ class Mediation:
         hit = self._auth_cache.get(token_hash(token))
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
-    def remembered_status(self, case_number: str, code: str) -> dict[str, Any] | None:
+    def remembered_status(self, case_number: str, code: str, client: str | None = None) -> dict[str, Any] | None:
+        if client is not None and client in self._client_locks:
+            return None  # rider_status decides (and refuses while the client is locked)
         hit = self._cached(("status", case_number[:64], token_hash(code)))
         return dict(hit) if hit is not None else None
 
@@ -362,12 +367,14 @@ class Mediation:
 
     # ------------------------------------------------------------ rider
 
-    def rider_status(self, *, case_number: str, code: str) -> dict[str, Any] | None:
+    def rider_status(self, *, case_number: str, code: str, client: str | None = None) -> dict[str, Any] | None:
         """The status of a case for whoever holds its number and access code; None if they don't
-        match. Wrong codes are counted per case number and lock it for a while.
+        match. Wrong codes are counted per case number and lock it for a while; they are counted
+        per ``client`` (its address) too, over all case numbers, and lock that client out.
 
         The common case (right code, no earlier failures) is one indexed read and no write."""
         now = self.clock()
+        self._check_client(client, now)
         number = case_number[:64]
         key = ("status", number, token_hash(code))
         hit = self._cached(key)
@@ -396,6 +403,7 @@ class Mediation:
                 raise Locked(aware(att.locked_until))
             if not ok:
                 self._reads.clear()  # a guess at this number: remembered answers may no longer be given
+                self._client_failed(client, now)
                 att = att or StatusAttemptRow(case_number=number)
                 att.failures += 1
                 att.last_failure = now
@@ -406,7 +414,27 @@ class Mediation:
                 return None
             if att is not None:
                 s.delete(att)
-        return self.rider_status(case_number=case_number, code=code)
+        return self.rider_status(case_number=case_number, code=code, client=client)
+
+    def _check_client(self, client: str | None, now: datetime) -> None:
+        until = self._client_locks.get(client) if client is not None else None
+        if until is not None:
+            if until > now:
+                raise Locked(until)
+            self._client_locks.pop(client, None)  # type: ignore[arg-type]
+
+    def _client_failed(self, client: str | None, now: datetime) -> None:
+        if client is None:
+            return
+        span = timedelta(minutes=self.settings.status_lock_minutes)
+        recent = [t for t in self._client_failures.get(client, ()) if t > now - span]
+        recent.append(now)
+        if len(recent) >= self.settings.status_client_max_failures:
+            self._client_locks[client] = now + span
+            recent = []
+        if len(self._client_failures) > 100_000:
+            self._client_failures.clear()
+        self._client_failures[client] = recent
 
     # ------------------------------------------------------------ audit
 

@@ -223,7 +223,9 @@ def assess_request(store: FeedStore, req: AssessmentRequested, params: Params,
     inc = Incident(req.case_id, req.rider_id, t, at_text, req.location)
     try:
         analysis = analyse(day, params)
-        result = assess(analysis, inc, params, lambda x: iso_local(x, tz))
+        # the nearest approach to the reported place is sought in the window only: a packet
+        # must not say where the rider was at any other time of the day
+        result = assess(analysis, inc, params, lambda x: iso_local(x, tz), within=(w0, w1))
         timeline, orders = timeline_in(analysis, w0, w1, tz), orders_in(day, analysis, w0, w1, tz)
         track = track_in(analysis, w0, w1)
     except Exception as e:  # an engine fault must answer the case, not leave it waiting forever

@@ -252,13 +252,17 @@ def create_app(c: Container) -> FastAPI:
         v = await run_in_threadpool(verify_bytes, await request.body(), c.key_dir)
         return {"valid": v.ok, "problems": v.problems}
 
-    @api.get("/status/{case_number}", tags=["rider"])
-    async def rider_status(case_number: Annotated[str, Depends(_case_number)],
+    @api.get("/status/{case_number}", tags=["rider"],
+             responses={404: {"description": "no case with this number and code"},
+                        429: {"description": "too many wrong codes for this case, or from this client"}})
+    async def rider_status(request: Request, case_number: Annotated[str, Depends(_case_number)],
                            code: Annotated[str, Query(min_length=1, max_length=32)],
                            lang: Annotated[str | None, Query(pattern="^(zh|en)$")] = None) -> Response:
         """Status, plain next step and last update of a case, for the holder of its access code."""
-        st = (c.mediation.remembered_status(case_number, code)
-              or await run_in_threadpool(c.mediation.rider_status, case_number=case_number, code=code))
+        client = request.client.host if request.client else None
+        st = (c.mediation.remembered_status(case_number, code, client)
+              or await run_in_threadpool(c.mediation.rider_status, case_number=case_number, code=code,
+                                         client=client))
         if st is None:
             raise NotFound("no case with this number and code")
         return as_json(status_view(st, lang or st["lang"]))

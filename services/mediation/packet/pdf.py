@@ -374,7 +374,7 @@ _DQ = {
 }
 _LC = {
     "distance_m": ("距报告地点（米）", "from reported place (m)"),
-    "nearest_at": ("最接近该地点的时刻", "nearest to it that day"),
+    "nearest_at": ("最接近该地点的时刻", "nearest to it"),
     "nearest_distance_m": ("最近距离（米）", "nearest distance (m)"),
     "minutes_from_reported": ("距报告时间（分钟）", "from reported time (min)"),
 }

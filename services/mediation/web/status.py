@@ -38,7 +38,8 @@ def make_router(web: Web) -> APIRouter:
         if not number or not code:
             return page(request, {"number": number, "error": _("fill_both")}, 400)
         try:
-            st = await run_in_threadpool(web.mediation.rider_status, case_number=number, code=code)
+            st = await run_in_threadpool(web.mediation.rider_status, case_number=number, code=code,
+                                         client=request.client.host if request.client else None)
         except Locked as e:
             return page(request, {"number": number, "error": _("locked", at=views.local(e.until, web.tz))}, 429)
         if st is None:

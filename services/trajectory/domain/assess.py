@@ -44,8 +44,11 @@ def analyse(day: RiderDay, params: Params) -> DayAnalysis:
 Sentence = tuple[str, dict[str, Any]]
 
 
-def assess(a: DayAnalysis, inc: Incident, params: Params, fmt_time: Any) -> dict[str, Any]:
-    """The assessment as the data contract's JSON object. ``fmt_time`` renders an instant."""
+def assess(a: DayAnalysis, inc: Incident, params: Params, fmt_time: Any,
+           within: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The assessment as the data contract's JSON object. ``fmt_time`` renders an instant.
+    ``within`` (from, to): the span whose fixes may be named -- the evidence window of a packet;
+    the nearest approach to the reported place is then sought in it, not in the whole day."""
     tl = a.timeline
     seg = tl.at(inc.at)
     phase = seg.phase
@@ -99,9 +102,9 @@ def assess(a: DayAnalysis, inc: Incident, params: Params, fmt_time: Any) -> dict
     if abs(a.skew.skew_s) >= 30:
         says.append(("skew", {"s": round(a.skew.skew_s), "n": a.skew.events_used}))
     if inc.location is not None:
-        lc = location_check(a, inc)
+        lc = location_check(a, inc, within)
         result["location_check"] = {k: (fmt_time(v) if k == "nearest_at" and v is not None else v) for k, v in lc.items()}
-        says.extend(_explain_location(lc, inc, fmt_time))
+        says.extend(_explain_location(lc, inc, fmt_time, within))
     result["explanation"] = render(says, "zh", fmt_time)
     result["explanation_en"] = render(says, "en", fmt_time)
     return result
@@ -138,19 +141,25 @@ def _coverage(grid: Grid, t0: float, t1: float) -> float:
     return float(min(1.0, g.known.sum() * step / (t1 - t0)))
 
 
-def location_check(a: DayAnalysis, inc: Incident) -> dict[str, Any]:
+def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | None = None) -> dict[str, Any]:
+    """How far the rider was from the reported place at the reported time, and when he came
+    nearest to it: that day, or only among the fixes ``within`` (from, to) when given."""
     assert inc.location is not None
     lat, lon = inc.location
     out: dict[str, Any] = {"distance_m": None, "nearest_at": None, "nearest_distance_m": None}
     pos = a.grid.at(inc.at)
     if pos is not None:
         out["distance_m"] = round(float(haversine_m(pos[0], pos[1], lat, lon)), 1)
-    if a.track_t.size:
-        x, y = local_xy_m(a.track_lat, a.track_lon, lat, lon)  # exact enough to find the nearest fix
+    t, la, lo = a.track_t, a.track_lat, a.track_lon
+    if within is not None:
+        sel = (t >= within[0]) & (t <= within[1])
+        t, la, lo = t[sel], la[sel], lo[sel]
+    if t.size:
+        x, y = local_xy_m(la, lo, lat, lon)  # exact enough to find the nearest fix
         i = int(np.argmin(x * x + y * y))
-        out["nearest_at"] = float(a.track_t[i])
-        out["nearest_distance_m"] = round(float(haversine_m(a.track_lat[i], a.track_lon[i], lat, lon)), 1)
-        out["minutes_from_reported"] = round((float(a.track_t[i]) - inc.at) / 60.0, 1)
+        out["nearest_at"] = float(t[i])
+        out["nearest_distance_m"] = round(float(haversine_m(la[i], lo[i], lat, lon)), 1)
+        out["minutes_from_reported"] = round((float(t[i]) - inc.at) / 60.0, 1)
     return out
 
 
@@ -194,14 +203,16 @@ def _explain(seg: Segment, tl: Timeline, orders: dict[str, Order], inc: Incident
     return out
 
 
-def _explain_location(lc: dict[str, Any], inc: Incident, fmt_time: Any) -> list[Sentence]:
+def _explain_location(lc: dict[str, Any], inc: Incident, fmt_time: Any,
+                      within: tuple[float, float] | None = None) -> list[Sentence]:
     out: list[Sentence] = []
     if lc["distance_m"] is not None:
         out.append(("loc_at", {"d": lc["distance_m"]}))
     else:
         out.append(("loc_unobserved", {}))
     if lc["nearest_at"] is not None:
-        out.append(("loc_nearest", {"d": lc["nearest_distance_m"], "t": lc["nearest_at"], "min": lc["minutes_from_reported"]}))
+        out.append(("loc_nearest" if within is None else "loc_nearest_within",
+                    {"d": lc["nearest_distance_m"], "t": lc["nearest_at"], "min": lc["minutes_from_reported"]}))
     return out
 
 
@@ -225,6 +236,7 @@ _ZH: dict[str, str] = {
     "loc_at": "事发时刻骑手的定位距报告的事发地点约 {d} 米。",
     "loc_unobserved": "事发时刻没有骑手的定位记录。",
     "loc_nearest": "当天骑手离报告地点最近的时刻是 {t}（约 {d} 米），与报告时间相差 {min} 分钟。",
+    "loc_nearest_within": "在证据时段内，骑手离报告地点最近的时刻是 {t}（约 {d} 米），与报告时间相差 {min} 分钟。",
 }
 
 _EN: dict[str, str] = {
@@ -247,6 +259,7 @@ _EN: dict[str, str] = {
     "loc_at": "At the reported time the rider's GPS was about {d} m from the reported place.",
     "loc_unobserved": "There is no GPS fix of the rider at the reported time.",
     "loc_nearest": "The rider came nearest to the reported place at {t} (about {d} m), {min} minutes from the reported time.",
+    "loc_nearest_within": "Within the evidence window, the rider came nearest to the reported place at {t} (about {d} m), {min} minutes from the reported time.",
 }
 
 _TIME_KEYS = {"picked", "arrived", "accepted", "ended", "dwell_at", "t"}
