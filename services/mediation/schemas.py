@@ -12,10 +12,19 @@ from services.mediation.domain.model import Status
 
 Text = Annotated[str, Field(max_length=2000)]
 Short = Annotated[str, Field(min_length=1, max_length=100)]
+Ref = Annotated[str, Field(min_length=1, max_length=64)]  # as long as the columns that keep them
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, v: object) -> object:
+        """PostgreSQL text cannot hold NUL: refused here, naming the field, on every database."""
+        if isinstance(v, str) and "\x00" in v:
+            raise ValueError("must not contain a NUL character")
+        return v
 
 
 class Place(Strict):
@@ -31,11 +40,21 @@ class RiderIn(Strict):
     lang: Literal["zh", "en"] = "zh"
 
 
+def _plausible(t: datetime | None) -> datetime | None:
+    """An instant this system can mean (as the feeds' timestamps: 2000-2100); far ones such as year 1
+    with a +14:00 offset would not even convert to UTC."""
+    if t is not None and not 2000 <= t.year < 2100:
+        raise ValueError("must be a date between 2000 and 2100")
+    return t
+
+
 class IncidentIn(Strict):
     at: datetime = Field(description="ISO 8601 with offset; a naive time is read in XJ_TIMEZONE")
     location: Place | None = None
     description: Text = ""
     injury: Annotated[str, Field(max_length=500)] = ""
+
+    _at = field_validator("at")(_plausible)
 
 
 class ConsentIn(Strict):
@@ -44,12 +63,14 @@ class ConsentIn(Strict):
     method: Annotated[str, Field(max_length=50)] = ""
     scope: Annotated[str, Field(max_length=300)] = "trajectory around the incident, for this case only"
 
+    _at = field_validator("at")(_plausible)
+
 
 class CaseCreate(Strict):
     rider: RiderIn
     insurer_code: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
-    policy_number: Short
-    claim_number: Short
+    policy_number: Ref
+    claim_number: Ref
     incident: IncidentIn
     denial_reason: Text = ""
     consent: ConsentIn

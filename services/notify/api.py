@@ -114,7 +114,8 @@ def make_router(require_mediator: Callable[..., Any], require_case_reader: Calla
                 dependencies=[Depends(require_mediator)],
                 summary="Notifications every attempt of which failed (newest first)")
     def dead_notifications(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                           offset: Annotated[int, Query(ge=0)] = 0) -> list[NotificationPublic]:
+                           offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # past it: an SQL overflow
+                           ) -> list[NotificationPublic]:
         return [public(n) for n in SqlNotificationStore(engine).dead(limit=limit, offset=offset)]
 
     @router.post("/notifications/{notification_id}/replay", response_model=ReplayAccepted, status_code=202,

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
@@ -92,6 +93,7 @@ def create_app(c: Container) -> FastAPI:
                   description="Evidence for gig riders' insurance disputes: cases, signed evidence packets, status.")
     errors.install(app)
     app.add_middleware(BodyLimit, limit=c.mediation.settings.max_body_bytes)
+    app.add_middleware(RefuseNul)
     api = APIRouter(prefix="/api/v1")
 
     async def current(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Actor:
@@ -231,8 +233,8 @@ def create_app(c: Container) -> FastAPI:
         try:
             await run_in_threadpool(store, c.mediation.engine, code, body.url, body.secret)
         except WebhookConfigError as e:
-            return JSONResponse({"detail": f"invalid request: secret: {e}",
-                                 "errors": [{"loc": ["body", "secret"], "msg": str(e)}]}, status_code=422)
+            return JSONResponse({"detail": f"invalid request: {e.field}: {e}",
+                                 "errors": [{"loc": ["body", e.field], "msg": str(e)}]}, status_code=422)
         return {"insurer_code": code, "url": body.url, "secret": "whsec_…" + body.secret[-4:]}
 
     # ------------------------------------------------------------ public
@@ -315,6 +317,32 @@ class Unauthorized(Exception):
     pass
 
 
+class RefuseNul:
+    """A NUL character in the path or the query names nothing (and PostgreSQL text cannot hold it,
+    so the database would refuse the lookup): 404 for the path, 422 naming the query parameter, on
+    every route (API and web pages) and every database alike."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            if "\x00" in scope.get("path", ""):
+                await JSONResponse({"detail": "no such resource: the path holds a NUL character"},
+                                   status_code=404)(scope, receive, send)
+                return
+            query = scope.get("query_string", b"")
+            if b"%00" in query or b"\x00" in query:
+                names = sorted({k for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+                                if "\x00" in k or "\x00" in v})
+                names = [n.replace("\x00", "\\0") for n in names] or ["query"]
+                await JSONResponse({"detail": f"invalid request: {', '.join(names)}", "errors": [
+                    {"loc": ["query", n], "msg": "must not contain a NUL character", "type": "value_error"}
+                    for n in names]}, status_code=422)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """Refuse bodies declared larger than the limit with 413 before reading them (pure ASGI: the
     BaseHTTPMiddleware wrapper costs a request a good deal)."""
@@ -324,12 +352,44 @@ class BodyLimit:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            chunked = False
             for k, v in scope.get("headers", ()):
                 if k == b"content-length" and (not v.isdigit() or int(v) > self.limit):
-                    resp = JSONResponse({"detail": f"body larger than {self.limit} bytes"}, status_code=413)
-                    await resp(scope, receive, send)
+                    await self._refuse(scope, receive, send)
                     return
+                chunked = chunked or k == b"transfer-encoding"
+            if chunked:  # no length declared: count the body as it comes, up to the limit
+                await self._counted(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        resp = JSONResponse({"detail": f"body larger than {self.limit} bytes"}, status_code=413)
+        await resp(scope, receive, send)
+
+    async def _counted(self, scope: Any, receive: Any, send: Any) -> None:
+        """Read a streamed body whole (the routes read it whole anyway), refusing it with 413 as
+        soon as it passes the limit; then hand it to the app as if it had just arrived."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay() -> Any:
+            return pending.pop() if pending else await receive()
+
+        await self.app(scope, replay, send)
 
 
 __all__ = ["Container", "create_app"]

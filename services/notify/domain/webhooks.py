@@ -38,8 +38,12 @@ def secret_bytes(secret: str) -> bytes:
 
 
 def check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as e:  # e.g. "http://[": urlsplit's "Invalid IPv6 URL"
+        raise WebhookConfigError("url", f"a webhook URL that cannot be read: {e}") from e
+    if parts.scheme not in ("http", "https") or not host:
         raise WebhookConfigError("url", "a webhook URL is http:// or https:// with a host")
     if len(url) > 2000:
         raise WebhookConfigError("url", "a webhook URL is at most 2000 characters")

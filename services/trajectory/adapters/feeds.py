@@ -155,6 +155,7 @@ def _validate_gps(df: pl.DataFrame, source: str, tz: str, problems: list[Problem
     crs_codes = {c: CRS_NAMES.index(c.strip().lower()) if c.strip().lower() in CRS_NAMES else -1 for c in crs_seen}
     flags = df.select(
         rider_ok=pl.col("rider_id").str.contains(r"\S").fill_null(False),
+        rider_nul=pl.col("rider_id").str.contains("\x00", literal=True).fill_null(False),
         ts_given=pl.col("ts").is_not_null(),
         lat_given=pl.col("lat").is_not_null(),
         lon_given=pl.col("lon").is_not_null(),
@@ -165,17 +166,21 @@ def _validate_gps(df: pl.DataFrame, source: str, tz: str, problems: list[Problem
     rider_ok, ts_given, lat_given, lon_given, acc_given = (
         flags[c].to_numpy() for c in ("rider_ok", "ts_given", "lat_given", "lon_given", "acc_given"))
     crs_code = flags["crs_code"].to_numpy()
+    rider_nul = flags["rider_nul"].to_numpy()
     lat = df["lat"].fill_null(np.nan).to_numpy().astype(np.float64)
     lon = df["lon"].fill_null(np.nan).to_numpy().astype(np.float64)
     acc = df["accuracy_m"].fill_null(np.nan).to_numpy().astype(np.float64)
     crs_ok = crs_code >= 0
     coord_ok = valid_latlon(lat, lon) & ~((lat == 0) & (lon == 0))
     acc_ok = ~acc_given | (np.isfinite(acc) & (acc >= 0))
-    ok = rider_ok & ts_given & lat_given & lon_given & np.isfinite(t) & coord_ok & crs_ok & acc_ok
+    ok = rider_ok & ~rider_nul & ts_given & lat_given & lon_given & np.isfinite(t) & coord_ok & crs_ok & acc_ok
     lines = df["line"].to_numpy()
     if not ok.all():
         ts_text, crs_raw = df["ts"].to_list(), df["crs"].to_list()
         for i in np.flatnonzero(~ok):
+            if rider_nul[i] and rider_ok[i]:  # PostgreSQL text cannot hold it: refused at the door
+                problems.append(Problem(source, int(lines[i]), "field 'rider_id' contains a NUL character"))
+                continue
             problems.append(Problem(source, int(lines[i]), _gps_reason(
                 rider_ok[i], ts_given[i], lat_given[i], lon_given[i], np.isfinite(t[i]), coord_ok[i],
                 crs_ok[i], acc_ok[i], ts_text[i], lat[i], lon[i], crs_raw[i])))
@@ -248,6 +253,8 @@ def _req_str(obj: dict[str, Any], key: str) -> str:
         v = str(v)
     if not isinstance(v, str) or not v.strip():
         raise _Bad(f"missing or empty field {key!r}")
+    if "\x00" in v:  # PostgreSQL text cannot hold it: refused here rather than dead-lettered later
+        raise _Bad(f"field {key!r} contains a NUL character")
     return v
 
 
@@ -287,12 +294,14 @@ def read_platform(data: bytes, source: str, tz: str) -> tuple[list[tuple[RawEven
                 if typ not in ORDER_TYPES:
                     raise _Bad(f"unknown order event type {typ!r} (expected one of {', '.join(ORDER_TYPES)})")
                 crs = _crs(obj)
-                ev = RawEvent(no, _opt_str(obj.get("event_id")), kind, typ, rider, _opt_str(obj.get("platform")) or "",
+                ev = RawEvent(no, _opt_str(obj.get("event_id"), "event_id"), kind, typ, rider,
+                              _opt_str(obj.get("platform"), "platform") or "",
                               obj["ts"], _req_str(obj, "order_id"), _place(obj, "merchant"), _place(obj, "customer"), crs)
             elif kind == "presence":
                 if typ not in PRESENCE_TYPES:
                     raise _Bad(f"unknown presence event type {typ!r} (expected online or offline)")
-                ev = RawEvent(no, _opt_str(obj.get("event_id")), kind, typ, rider, _opt_str(obj.get("platform")) or "",
+                ev = RawEvent(no, _opt_str(obj.get("event_id"), "event_id"), kind, typ, rider,
+                              _opt_str(obj.get("platform"), "platform") or "",
                               obj["ts"], None, None, None)
             else:
                 raise _Bad(f"unknown kind {kind!r} (expected order or presence)")
@@ -328,8 +337,10 @@ def _to_wgs84(events: list[RawEvent]) -> list[RawEvent]:
                     crs="wgs84") for i, ev in enumerate(events)]
 
 
-def _opt_str(v: Any) -> str | None:
+def _opt_str(v: Any, key: str = "") -> str | None:
     if isinstance(v, str):
+        if "\x00" in v:
+            raise _Bad(f"field {key!r} contains a NUL character")
         return v
     if isinstance(v, int) and not isinstance(v, bool):
         return str(v)
