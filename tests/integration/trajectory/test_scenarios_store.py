@@ -11,7 +11,7 @@ from services.trajectory.adapters.store import FeedStore, migrate
 from services.trajectory.domain.assess import analyse, assess
 from services.trajectory.domain.model import Params
 from services.trajectory.service import assess_request, ingest
-from shared.events import AssessmentReady
+from shared.events import AssessmentReady, AssessmentRequested
 from shared.timeutil import iso_local
 
 from .helpers import SCENARIOS, TZ, gps, lines, platform, request_for
@@ -22,11 +22,17 @@ DAYS = sorted(p for p in SCENARIOS.iterdir() if (p / "incidents.jsonl").exists()
 SKIP_DQ = {"gps_points_raw", "gps_duplicates"}  # the store keeps a ping delivered twice once
 
 
+WINDOW_S = AssessmentRequested.model_fields["window_min"].default * 60.0
+
+
 def batch(directory) -> dict[str, dict]:
+    """The engine on the files, the nearest approach to the reported place sought, as the service
+    seeks it for a packet, within the evidence window."""
     feeds = load_dir(directory, TZ)
     params = Params()
     cache = {r: analyse(d, params) for r, d in feeds.days.items()}
-    return {i.incident_id: assess(cache[i.rider_id], i, params, lambda t: iso_local(t, TZ)) for i in feeds.incidents}
+    return {i.incident_id: assess(cache[i.rider_id], i, params, lambda t: iso_local(t, TZ),
+                                  within=(i.at - WINDOW_S, i.at + WINDOW_S)) for i in feeds.incidents}
 
 
 def comparable(a: dict) -> dict:
