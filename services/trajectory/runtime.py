@@ -39,6 +39,9 @@ class TrajectorySettings(Settings):
     feed_within_s: float = 0.2  # XJ_FEED_WITHIN_S: the worker's batch waits at most this long
     partitions: int = 6  # XJ_PARTITIONS: partitions of the topics the worker declares
     gap_settle_s: float = 0.5  # XJ_GAP_SETTLE_S: wait before classifying a closed gap (pings in flight)
+    gap_lease_s: float = 60.0  # XJ_GAP_LEASE_S: a gap claimed and not flagged after this is taken again
+    gap_sweep_s: float = 15.0  # XJ_GAP_SWEEP_S: how often unflagged gaps are looked for
+    gap_rebuild_s: float = 6 * 3600.0  # XJ_GAP_REBUILD_S: platform events a starting worker replays
     worker_group: str = "xianjie-trajectory"  # XJ_WORKER_GROUP: faust app id = consumer group
     worker_web_port: int = 0  # XJ_WORKER_WEB_PORT: the worker's health endpoint (faust web); 0: off
 

@@ -5,8 +5,12 @@ framework-free handlers of :mod:`services.trajectory.service`.
   (``take_events``: ``take`` with the events' topic, offset and headers), one database unit of
   work per batch.
 - ``rider.gps``: :class:`PingConsumer`, a batch consumer inside the worker (see there why). Platform events also drive the :class:`~services.trajectory.gaps.GapTracker`;
-  each closed gap is classified by the batch engine over the rider's stored day and published as
-  ``GapFlagged`` on ``trajectory.gap-flagged`` (key ``rider_id``).
+  each closed gap is recorded in the store before its events are acknowledged, classified by the
+  batch engine over the rider's stored day and published as ``GapFlagged`` on
+  ``trajectory.gap-flagged`` (key ``rider_id``), then marked flagged. A starting worker rebuilds the
+  tracker from the platform events of the last ``XJ_GAP_REBUILD_S``; gaps recorded and not flagged
+  within a lease (their worker died) are swept up by any worker, so none is lost and, but for a
+  worker dying between publishing and marking, none is flagged twice.
 - ``trajectory.assessment-requested`` → ``trajectory.assessment-ready``.
 - Bad messages go to ``<topic>.dlq`` with the reason in the ``error`` header: faust acks a batch
   even when the agent raises, and an agent that raises dies, so nothing may escape an agent.
@@ -106,7 +110,7 @@ class Worker:
         async def handle(msgs: Sequence[Message]) -> None:
             await service.handle_feed_batch(self.store, msgs, tz=self.settings.timezone, reject=self.reject)
             if msgs and msgs[0].topic == topics.PLATFORM_EVENTS:
-                self._track(msgs)
+                await self._track(msgs)
 
         await self._safely(batch, handle)
         self.stats["feeds"] += len(batch)
@@ -121,15 +125,32 @@ class Worker:
 
     # -- streaming gaps
 
-    def _track(self, msgs: Sequence[Message]) -> None:
+    async def _track(self, msgs: Sequence[Message]) -> None:
+        """Feed the tracker a stored batch; record the gaps it closes before the batch is
+        acknowledged (a worker that dies now leaves them to ``sweep_forever``), then queue them."""
         parsed, _ = read_platform_messages([m.value for m in msgs], self.settings.timezone, topics.PLATFORM_EVENTS)
         closed: list[ClosedGap] = []
         for ev, t in sorted(parsed, key=lambda x: x[1]):
             closed += self.tracker.observe(rider_id=ev.rider_id, kind=ev.kind, type_=ev.type,
                                            platform=ev.platform, t=t, order_id=ev.order_id)
+        await asyncio.to_thread(self.store.record_gaps, closed)
         now = time.monotonic()
         for c in closed:
             self.closes.put_nowait((now, c))
+
+    def rebuild(self) -> int:
+        """Before consuming: the tracker as it was, from the platform events received in the last
+        ``gap_rebuild_s``; gaps that closed meanwhile and were never recorded are recorded now (a
+        gap recorded before stays as it is). Returns the events replayed."""
+        since = time.time() - self.settings.gap_rebuild_s
+        events = self.store.recent_events(since)
+        closed: list[ClosedGap] = []
+        for rider, kind, type_, platform, t, order in events:
+            closed += self.tracker.observe(rider_id=rider, kind=kind, type_=type_, platform=platform, t=t,
+                                           order_id=order)
+        self.store.record_gaps(closed)
+        logger.info("gap tracker rebuilt from %d platform events: %d gaps open", len(events), self.tracker.open_gaps())
+        return len(events)
 
     @property
     def closes(self) -> asyncio.Queue[tuple[float, ClosedGap]]:
@@ -145,12 +166,42 @@ class Worker:
             # settle from when the gap closed, not from when it is taken: a queue of gaps waits once
             await asyncio.sleep(max(0.0, closed_at + self.settings.gap_settle_s - time.monotonic()))
             try:
-                flag = await asyncio.to_thread(self.classify, c)
-                if flag is not None:
-                    await self.publisher.publish(topics.GAP_FLAGGED, flag.rider_id, gap_envelope(flag))
-                    self.stats["flags"] += 1
-            except Exception:  # one rider's fault must not stop flagging the others
-                logger.exception("classifying the gap of %s from %.3f failed", c.rider_id, c.start)
+                mine = await asyncio.to_thread(self.store.claim_gap, c.rider_id, c.start,
+                                               lease_s=self.settings.gap_lease_s)
+            except Exception:  # the database away: the sweep flags it later
+                logger.warning("could not claim the gap of %s from %.3f; left to the sweep", c.rider_id, c.start)
+                continue
+            if mine:
+                await self.flag(c)
+
+    async def flag(self, c: ClosedGap) -> None:
+        """Classify a claimed gap, publish its GapFlagged and mark it flagged (at least once: a
+        worker dying between the two publishes it again after the lease)."""
+        try:
+            flag = await asyncio.to_thread(self.classify, c)
+            if flag is not None:
+                await self.publisher.publish(topics.GAP_FLAGGED, flag.rider_id, gap_envelope(flag))
+                self.stats["flags"] += 1
+            await asyncio.to_thread(self.store.mark_flagged, c.rider_id, c.start)
+        except Exception:  # one rider's fault must not stop flagging the others; the lease lets it retry
+            logger.exception("classifying the gap of %s from %.3f failed", c.rider_id, c.start)
+
+    async def sweep_forever(self) -> None:
+        """Every ``gap_sweep_s``: gaps recorded but not flagged within their lease (a worker died
+        after recording them, or the database was away) are taken and flagged."""
+        while True:
+            await asyncio.sleep(self.settings.gap_sweep_s)
+            try:
+                await self.sweep_once()
+            except Exception:
+                logger.exception("sweeping unflagged gaps failed; trying again later")
+
+    async def sweep_once(self) -> int:
+        cutoff = time.time() - self.settings.gap_lease_s
+        taken = await asyncio.to_thread(self.store.claim_gaps, recorded_before=cutoff, lease_s=self.settings.gap_lease_s)
+        for c in taken:
+            await self.flag(c)
+        return len(taken)
 
     def classify(self, c: ClosedGap) -> Flag | None:
         d0, d1 = service.day_window(c.start, self.settings.timezone)
@@ -297,6 +348,10 @@ def make_app(settings: TrajectorySettings, store: FeedStore) -> tuple[faust.App,
     async def flag_gaps() -> None:
         await worker.classify_forever()
 
+    @app.task
+    async def sweep_gaps() -> None:
+        await worker.sweep_forever()
+
     @app.timer(settings.purge_every_s)
     async def retention() -> None:
         with contextlib.suppress(Exception):
@@ -318,7 +373,8 @@ def run_worker(settings: TrajectorySettings | None = None, *, loglevel: str = "w
                                              topics.GAP_FLAGGED), settings.partitions)
     engine = database(settings, ("trajectory",))
     store = open_store(engine)
-    app, _ = make_app(settings, store)
+    app, state = make_app(settings, store)
+    state.rebuild()  # before the first event is consumed
     logger.info("trajectory worker (group %s, faust %s) on %s", APP_ID, faust.__version__, settings.kafka_bootstrap)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:

@@ -35,6 +35,7 @@ from sqlmodel import Field, SQLModel
 
 from services.trajectory.adapters.feeds import GpsColumns, RawEvent, assemble
 from services.trajectory.domain.model import Order, PresenceEvent, RiderDay, Track
+from services.trajectory.gaps import Cause, ClosedGap
 from shared.db import unit_of_work
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,29 @@ class AssessmentReply(SQLModel, table=True):
     created_at: float = Field(index=True)
 
 
-TABLES = (GpsPing.__table__, PlatformEvent.__table__, EvidenceHold.__table__, AssessmentReply.__table__)  # type: ignore[attr-defined]
+class GapRecord(SQLModel, table=True):
+    """A gap between a rider's orders that the streaming tracker saw close, recorded before the
+    platform events that closed it are acknowledged, and when it was flagged: a worker that dies
+    in between leaves it for the next (``claim_gaps``), and a gap is flagged once whichever
+    worker saw it close."""
+
+    __tablename__ = "trajectory_gap"
+    __table_args__ = (Index("ix_trajectory_gap_unflagged", "flagged_at", "recorded_at"),)
+    rider_id: str = Field(primary_key=True)
+    start: float = Field(primary_key=True)  # tA, platform clock
+    end: float | None = None  # tB when the next order's accept closed it
+    at: float  # event time at which it was known to be closed
+    cause: str  # accepted | timeout | offline
+    previous_order: str | None = None
+    next_order: str | None = None
+    recorded_at: float
+    claimed_at: float | None = None  # a worker is classifying it (a lease)
+    flagged_at: float | None = None  # GapFlagged published
+
+
+TABLES = (GpsPing.__table__, PlatformEvent.__table__, EvidenceHold.__table__, AssessmentReply.__table__,  # type: ignore[attr-defined]
+          GapRecord.__table__)  # type: ignore[attr-defined]
+_GAP_COLS = ("rider_id", "start", '"end"', "at", "cause", "previous_order", "next_order", "recorded_at")
 
 
 # ---------------------------------------------------------------- schema
@@ -361,8 +384,62 @@ class FeedStore:
                     f"WHERE h.rider_id = {table}.rider_id AND {table}.t >= h.{a} AND {table}.t <= h.{b})"),
                     {"cut": older_than})
                 out.append(max(int(r.rowcount), 0))
+            conn.execute(text("DELETE FROM trajectory_gap WHERE flagged_at IS NOT NULL AND recorded_at < :cut"),
+                         {"cut": older_than})
             r = conn.execute(text("DELETE FROM trajectory_assessment_reply WHERE created_at < :cut"), {"cut": older_than})
             return Purged(out[0], out[1], max(int(r.rowcount), 0))
+
+    # -- gaps closed in the stream
+
+    def record_gaps(self, gaps: Sequence[ClosedGap], *, now: float | None = None) -> int:
+        """Record closed gaps; one recorded before (by this or another worker) is left as it is."""
+        if not gaps:
+            return 0
+        at = time.time() if now is None else now
+        with unit_of_work(self.engine) as s:
+            return _bulk(s.connection(), "trajectory_gap", _GAP_COLS,
+                         [(g.rider_id, g.start, g.end, g.at, g.cause.value, g.previous_order, g.next_order, at)
+                          for g in gaps])
+
+    def claim_gap(self, rider_id: str, start: float, *, lease_s: float, now: float | None = None) -> bool:
+        """Take the gap to classify it, unless it is flagged or another worker holds it."""
+        at = time.time() if now is None else now
+        with unit_of_work(self.engine) as s:
+            r = s.connection().execute(text(
+                "UPDATE trajectory_gap SET claimed_at = :now WHERE rider_id = :r AND start = :s "
+                "AND flagged_at IS NULL AND (claimed_at IS NULL OR claimed_at < :expired)"),
+                {"now": at, "r": rider_id, "s": start, "expired": at - lease_s})
+            return int(r.rowcount) == 1
+
+    def claim_gaps(self, *, recorded_before: float, lease_s: float, limit: int = 500,
+                   now: float | None = None) -> list[ClosedGap]:
+        """Gaps recorded before ``recorded_before`` and never flagged (their worker died, or it is
+        slow beyond its lease), taken to classify."""
+        at = time.time() if now is None else now
+        with unit_of_work(self.engine) as s:
+            rows = s.connection().execute(text(
+                "UPDATE trajectory_gap SET claimed_at = :now WHERE (rider_id, start) IN ("
+                "  SELECT rider_id, start FROM trajectory_gap WHERE flagged_at IS NULL AND recorded_at < :before"
+                "  AND (claimed_at IS NULL OR claimed_at < :expired) ORDER BY recorded_at LIMIT :n) "
+                'RETURNING rider_id, start, "end", at, cause, previous_order, next_order'),
+                {"now": at, "before": recorded_before, "expired": at - lease_s, "n": limit}).all()
+        return [ClosedGap(r[0], float(r[1]), None if r[2] is None else float(r[2]), float(r[3]), Cause(r[4]), r[5], r[6])
+                for r in rows]
+
+    def mark_flagged(self, rider_id: str, start: float, *, now: float | None = None) -> None:
+        with unit_of_work(self.engine) as s:
+            s.connection().execute(text(
+                "UPDATE trajectory_gap SET flagged_at = :now WHERE rider_id = :r AND start = :s"),
+                {"now": time.time() if now is None else now, "r": rider_id, "s": start})
+
+    def recent_events(self, received_since: float) -> list[tuple[str, str, str, str, float, str | None]]:
+        """(rider, kind, type, platform, t, order) of the platform events received since then, in
+        time order: what a gap tracker needs to pick up where a stopped worker left off."""
+        with unit_of_work(self.engine) as s:
+            rows = s.connection().execute(text(
+                "SELECT rider_id, kind, type, platform, t, order_id FROM trajectory_platform_event "
+                "WHERE received_at >= :since ORDER BY t, uid"), {"since": received_since}).all()
+        return [(r[0], r[1], r[2], r[3], float(r[4]), r[5]) for r in rows]
 
     # -- answers to assessment requests
 

@@ -61,7 +61,7 @@ def test_migration_creates_the_tables_under_its_own_version_table(engine):
             "trajectory_assessment_reply"} <= names
     assert "alembic_version" not in names  # the other services' histories are theirs
     with engine.connect() as c:
-        assert c.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0002"
+        assert c.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0003"
 
 
 def test_models_and_migrations_agree(engine):
