@@ -81,7 +81,7 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
         container = Container(mediation=mediation, bus=bus, tz=settings.timezone, key_dir=settings.key_dir)
         app = create_app(container)
         _mount_extras(app, container, engine, settings)
-        runtime.subscribe(mediation, bus, settings.key_dir, container.poke)
+        runtime.subscribe(mediation, bus, settings.key_dir, container.poke, mediation.settings.mediation_group)
         tasks.append(asyncio.create_task(runtime.relay_outbox(mediation, bus, container.poke, stop), name="relay"))
         config = uvicorn.Config(app, host="127.0.0.1", port=port or settings.http_port, log_level="warning",
                                 access_log=False)

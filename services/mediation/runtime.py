@@ -79,8 +79,8 @@ async def on_assessments(mediation: Mediation, key_dir: Any, poke: asyncio.Event
         poke.set()
 
 
-def subscribe(mediation: Mediation, bus: Bus, key_dir: Any, poke: asyncio.Event) -> None:
+def subscribe(mediation: Mediation, bus: Bus, key_dir: Any, poke: asyncio.Event, group: str = "mediation") -> None:
     async def handler(batch: Sequence[Message]) -> None:
         await on_assessments(mediation, key_dir, poke, batch)
 
-    bus.subscribe(topics.ASSESSMENT_READY, "mediation", handler, batch=50)
+    bus.subscribe(topics.ASSESSMENT_READY, group, handler, batch=50)

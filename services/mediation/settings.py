@@ -16,9 +16,10 @@ class MediationSettings(Settings):
     # client is locked out too: guesses sprayed over many case numbers stay under each case's limit
     status_client_max_failures: int = 30
     public_base_url: str = "http://127.0.0.1:8000"
-    max_body_bytes: int = 64 << 20
+    max_body_bytes: int = 64 << 20  # feeds may be large; anything larger is refused with 413
     auth_cache_s: float = 5.0  # how long a checked bearer token is remembered
-    read_cache_s: float = 1.0  # how long another process's change may take to show in reads  # feeds may be large; anything larger is refused with 413
+    read_cache_s: float = 1.0  # how long another process's change may take to show in reads
+    mediation_group: str = "mediation"  # XJ_MEDIATION_GROUP: the consumer group reading assessments
 
     @property
     def key_dir(self) -> Path:

@@ -26,6 +26,7 @@ class NotifySettings(Settings):
     notify_timeout_sms: float = Field(default=10.0, gt=0)
     notify_concurrency: int = Field(default=32, ge=1, le=1000)  # sends in flight at once
     notify_per_recipient: int = Field(default=4, ge=1, le=1000)  # of which to one recipient (insurer)
+    notify_group: str = "notify"  # XJ_NOTIFY_GROUP: the consumer group reading case events
     notify_poll: float = Field(default=1.0, gt=0)  # seconds between looks for due notifications
     notify_directory_ttl: float = Field(default=1.0, ge=0)  # seconds an insurer's webhook settings are cached
     notify_secret_overlap_hours: float = Field(default=24.0, ge=0)  # old webhook secret stays valid

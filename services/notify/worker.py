@@ -27,8 +27,6 @@ from .settings import NotifySettings, notify_settings
 
 logger = logging.getLogger(__name__)
 
-GROUP = "notify"
-
 
 @dataclass
 class NotifyApp:
@@ -73,7 +71,7 @@ def wire(bus: Bus, engine: Engine, settings: Settings, *,
          channels: Mapping[str, ChannelPort] | None = None) -> NotifyApp:
     """Build and subscribe to CASE_EVENTS in group ``notify`` (before the bus starts, ideally)."""
     app = build(engine, settings, channels=channels)
-    bus.subscribe(CASE_EVENTS, GROUP, make_handler(app.recorder, app.dispatcher.wake))
+    bus.subscribe(CASE_EVENTS, notify_settings(settings).notify_group, make_handler(app.recorder, app.dispatcher.wake))
     return app
 
 
