@@ -68,16 +68,18 @@ def transient(e: BaseException) -> bool:
 TRANSIENT_PAUSE_MAX_S = 30.0
 
 
-async def _patiently(what: str, call: Callable[[], Awaitable[None]]) -> None:
-    """``call()`` until it does not fail transiently (back-off 0.5 s doubling to 30 s): the
-    consumer holds its batch, uncommitted, and reads nothing more meanwhile."""
+async def patiently(what: str, call: Callable[[], Awaitable[object]],
+                    retry: Callable[[BaseException], bool] = transient) -> None:
+    """``call()`` until it does not fail in a way ``retry`` accepts (by default a transient
+    failure), with back-off 0.5 s doubling to 30 s: the consumer holds its batch, uncommitted,
+    and reads nothing more meanwhile."""
     attempt = 0
     while True:
         try:
             await call()
             return
         except Exception as e:
-            if not transient(e):
+            if not retry(e):
                 raise
             pause = min(TRANSIENT_PAUSE_MAX_S, 0.5 * 2 ** min(attempt, 6))
             attempt += 1
@@ -91,7 +93,7 @@ async def handle_with_dead_letters(bus: Bus, batch: Sequence[Message], handler: 
     message must never be dead-lettered for it. Shared by every adapter so they behave alike."""
     what = f"{group} on {batch[0].topic}" if batch else group
     try:
-        await _patiently(what, lambda: handler(batch))
+        await patiently(what, lambda: handler(batch))
         return
     except Exception:
         if len(batch) == 1:
@@ -100,7 +102,7 @@ async def handle_with_dead_letters(bus: Bus, batch: Sequence[Message], handler: 
         logger.warning("batch of %d on %s failed for %s; retrying one by one", len(batch), batch[0].topic, group)
     for m in batch:
         try:
-            await _patiently(what, lambda m=m: handler([m]))  # type: ignore[misc]
+            await patiently(what, lambda m=m: handler([m]))  # type: ignore[misc]
         except Exception:
             await _dead(bus, m, group)
 
@@ -114,17 +116,9 @@ async def _dead(bus: Bus, m: Message, group: str) -> None:
     reason = " ".join(" | ".join(traceback.format_exception_only(sys.exc_info()[1])).split())[:500]
     logger.error("dead letter from %s at offset %s for %s: %s", m.topic, m.offset, group, reason)
     value, headers = dead_letter_copy(m, reason, group)
-    attempt = 0
-    while True:  # a dead letter not published would be lost once the batch is committed
-        try:
-            await bus.publish(dead_letter(m.topic), m.key, value, headers)
-            return
-        except Exception as e:
-            pause = min(TRANSIENT_PAUSE_MAX_S, 0.5 * 2 ** min(attempt, 6))
-            attempt += 1
-            logger.warning("publishing a dead letter of %s failed (%s); trying again in %.1f s", m.topic,
-                           type(e).__name__, pause)
-            await asyncio.sleep(pause)
+    # whatever the failure: a dead letter not published would be lost once the batch is committed
+    await patiently(f"publishing a dead letter of {m.topic}",
+                    lambda: bus.publish(dead_letter(m.topic), m.key, value, headers), retry=lambda e: True)
 
 
 DEAD_LETTER_MAX_VALUE = 900_000  # bytes of a poison's value kept on its dead-letter copy

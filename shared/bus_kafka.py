@@ -68,10 +68,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                     sorted(tp.partition for tp in assigned))
 
 
-def _message(record: Any) -> Message:
-    key = record.key.decode() if record.key is not None else ""
+def record_message(record: Any) -> Message:
+    """A Kafka ``ConsumerRecord`` as a :class:`Message`; a key that is not UTF-8 is read with
+    replacement characters (the message must still reach its handler or the dead letters)."""
+    key = record.key.decode(errors="replace") if record.key is not None else ""
     return Message(record.topic, key, record.value if record.value is not None else b"",
-                   tuple((k, bytes(v)) for k, v in record.headers or ()),
+                   tuple((k, bytes(v) if v is not None else b"") for k, v in record.headers or ()),
                    record.partition, record.offset)
 
 
@@ -255,7 +257,7 @@ class KafkaBus:
             # aiokafka returns no records while a rebalance is in progress, and nothing awaits
             # between here and taking the lock: these records are ours until the commit.
             async with sub.lock:
-                batch = [_message(r) for tp in sorted(fetched) for r in fetched[tp]]
+                batch = [record_message(r) for tp in sorted(fetched) for r in fetched[tp]]
                 await handle_with_dead_letters(self, batch, sub.handler, sub.group)
                 offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
                 try:

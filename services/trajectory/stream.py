@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from sqlalchemy.exc import OperationalError
 
 from services.trajectory import service
 from services.trajectory.adapters.feeds import read_platform_messages
@@ -42,7 +40,14 @@ from services.trajectory.domain.model import Params
 from services.trajectory.gaps import ClosedGap, Flag, GapTracker, flag_for
 from services.trajectory.runtime import GROUP, TrajectorySettings, purge_once
 from shared import topics
-from shared.bus import Headers, Message, dead_letter_copy, handle_with_dead_letters
+from shared.bus import (
+    Headers,
+    Message,
+    dead_letter_copy,
+    handle_with_dead_letters,
+    patiently,
+)
+from shared.bus_kafka import record_message
 from shared.events import GapFlagged
 
 logger = logging.getLogger(__name__)
@@ -129,10 +134,8 @@ class Worker:
         """Feed the tracker a stored batch; record the gaps it closes before the batch is
         acknowledged (a worker that dies now leaves them to ``sweep_forever``), then queue them."""
         parsed, _ = read_platform_messages([m.value for m in msgs], self.settings.timezone, topics.PLATFORM_EVENTS)
-        closed: list[ClosedGap] = []
-        for ev, t in sorted(parsed, key=lambda x: x[1]):
-            closed += self.tracker.observe(rider_id=ev.rider_id, kind=ev.kind, type_=ev.type,
-                                           platform=ev.platform, t=t, order_id=ev.order_id)
+        closed = self._observe((ev.rider_id, ev.kind, ev.type, ev.platform, t, ev.order_id)
+                               for ev, t in sorted(parsed, key=lambda x: x[1]))
         await asyncio.to_thread(self.store.record_gaps, closed)
         now = time.monotonic()
         for c in closed:
@@ -144,13 +147,17 @@ class Worker:
         gap recorded before stays as it is). Returns the events replayed."""
         since = time.time() - self.settings.gap_rebuild_s
         events = self.store.recent_events(since)
+        self.store.record_gaps(self._observe(events))
+        logger.info("gap tracker rebuilt from %d platform events: %d gaps open", len(events), self.tracker.open_gaps())
+        return len(events)
+
+    def _observe(self, events: Iterable[tuple[str, str, str, str, float, str | None]]) -> list[ClosedGap]:
+        """(rider, kind, type, platform, t, order) in time order into the tracker: the gaps closed."""
         closed: list[ClosedGap] = []
         for rider, kind, type_, platform, t, order in events:
             closed += self.tracker.observe(rider_id=rider, kind=kind, type_=type_, platform=platform, t=t,
                                            order_id=order)
-        self.store.record_gaps(closed)
-        logger.info("gap tracker rebuilt from %d platform events: %d gaps open", len(events), self.tracker.open_gaps())
-        return len(events)
+        return closed
 
     @property
     def closes(self) -> asyncio.Queue[tuple[float, ClosedGap]]:
@@ -224,6 +231,7 @@ class PingConsumer:
         self.worker = worker
         self.settings = worker.settings
         self._inflight: asyncio.Task[None] | None = None
+        self.group = next(g for g, names in consumer_groups(self.settings.worker_group).items() if topics.GPS in names)
 
     async def run(self) -> None:
         from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
@@ -238,7 +246,7 @@ class PingConsumer:
                 return None
 
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, group_id=f"{self.settings.worker_group}.gps",  # consumer_groups
+            bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.group,
             enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=4 << 20,
             session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
         consumer.subscribe([topics.GPS], listener=Drain())
@@ -273,30 +281,16 @@ class PingConsumer:
     async def _store(self, consumer: Any, records: list[Any], gps: Any, offsets: dict[Any, int]) -> None:
         from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-        for attempt in itertools.count():
-            try:
-                await asyncio.to_thread(self.worker.store.add, gps=gps)
-                break
-            except OperationalError:  # the database is away: wait for it, read nothing more meanwhile
-                pause = min(30.0, 0.5 * 2 ** min(attempt, 6))
-                logger.warning("feed store away; retrying a batch of %d pings in %.1f s", len(records), pause)
-                await asyncio.sleep(pause)
-            except Exception:  # something in the batch the database refuses: find it, message by message
-                logger.warning("a batch of %d pings failed; storing them one by one", len(records), exc_info=True)
-                await self.worker.feeds([record_message(r) for r in records])
-                break
+        try:  # the database away: waited for, nothing more read meanwhile
+            await patiently(f"storing {len(records)} pings", lambda: asyncio.to_thread(self.worker.store.add, gps=gps))
+        except Exception:  # something in the batch the database refuses: find it, message by message
+            logger.warning("a batch of %d pings failed; storing them one by one", len(records), exc_info=True)
+            await self.worker.feeds([record_message(r) for r in records])
         self.worker.stats["feeds"] += len(records)
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as e:
             logger.info("gps offsets not committed (%s): the partitions' next owner reads the batch again", e)
-
-
-def record_message(r: Any) -> Message:
-    """An aiokafka ``ConsumerRecord`` as a :class:`~shared.bus.Message`."""
-    key = r.key.decode(errors="replace") if isinstance(r.key, bytes | bytearray) else str(r.key or "")
-    headers = tuple((str(k), bytes(v) if v is not None else b"") for k, v in (r.headers or ()))
-    return Message(r.topic, key, bytes(r.value or b""), headers, r.partition, r.offset)
 
 
 def gap_envelope(f: Flag) -> bytes:

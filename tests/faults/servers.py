@@ -26,6 +26,18 @@ def _unavailable(what: str) -> None:
     pytest.skip(what)
 
 
+def _sigkill(pid: int, wait_s: float = 10.0) -> None:
+    """SIGKILL ``pid`` and wait (up to ``wait_s``) until it is gone."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 class PrivateKafka:
     """``start()``, ``kill()`` (SIGKILL, no goodbye), ``stop()``; ``bootstrap`` stays the same."""
 
@@ -59,13 +71,7 @@ class PrivateKafka:
     def kill(self) -> None:
         pid = self.pid()
         assert pid is not None, "the broker is not running"
-        os.kill(pid, signal.SIGKILL)
-        for _ in range(200):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
+        _sigkill(pid)
         (self.dir / "kafka.pid").unlink(missing_ok=True)
 
     def stop(self) -> None:
@@ -102,14 +108,7 @@ class PrivatePostgres:
         self._sh("down")
 
     def kill(self) -> None:
-        pid = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, signal.SIGKILL)
-        for _ in range(200):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
+        _sigkill(int((self.dir / "data" / "postmaster.pid").read_text().split()[0]))
 
     def close(self) -> None:
         self.stop()

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +26,7 @@ from sqlalchemy import create_engine, text
 from services.embedded import free_port
 from tests.faults.plugin import Reliability
 from tests.faults.servers import PrivatePostgres
-from tests.integration.kafka.procs import ROOT, base_env, processes, wait
+from tests.integration.kafka.procs import base_env, cli, processes, readyz, wait
 
 CLIENTS = 8
 DOWN_S = 5.0
@@ -159,12 +157,6 @@ def p99(values: list[float]) -> float:
     return s[min(len(s) - 1, int(round(0.99 * (len(s) - 1))))]
 
 
-def cli(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
-
-
 def run_outage(pg: PrivatePostgres, tmp_path: Path, reliability: Reliability, how: str, *,
                clients: int = CLIENTS, down_s: float = DOWN_S, before_s: float = 3.0, after_s: float = 3.0) -> None:
     port = free_port()
@@ -176,13 +168,7 @@ def run_outage(pg: PrivatePostgres, tmp_path: Path, reliability: Reliability, ho
     with processes(tmp_path, env) as procs:
         mediation = procs.start("mediation", "services.mediation", "serve")
 
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait("mediation /readyz", ready, 60, procs.check_alive)
+        wait("mediation /readyz", lambda: readyz(base), 60, procs.check_alive)
         load = Load(base, token, clients)
         load.start()
         try:
@@ -216,7 +202,7 @@ def run_outage(pg: PrivatePostgres, tmp_path: Path, reliability: Reliability, ho
 
         try:
             wait("the outbox relay published every committed event", relayed, 20, procs.check_alive)
-            assert ready(), "/readyz not ready after the recovery"
+            assert readyz(base), "/readyz not ready after the recovery"
         finally:
             engine.dispose()
         procs.check_alive()

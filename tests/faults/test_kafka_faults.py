@@ -10,7 +10,6 @@ import time
 import uuid
 from pathlib import Path
 
-import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -21,7 +20,7 @@ from services.trajectory.replay import ensure_topics
 from services.trajectory.service import assess_request
 from shared import topics
 from shared.events import AssessmentRequested
-from tests.integration.kafka.procs import base_env, processes, wait, worker_lag
+from tests.integration.kafka.procs import base_env, processes, simulated_day, wait, worker_lag
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,13 +53,7 @@ def test_broker_killed_and_restarted_during_a_hundred_rider_replay(private_kafka
     env = base_env(XJ_DATABASE_URL=url, XJ_DATA_DIR=str(tmp_path / "var"), XJ_KAFKA_BOOTSTRAP=private_kafka.bootstrap,
                    XJ_WORKER_GROUP=f"xj-fault-{uuid.uuid4().hex[:8]}", XJ_PARTITIONS="6")
     run = dict(cwd=ROOT, env=env, capture_output=True, timeout=300)
-    r = subprocess.run([sys.executable, "-m", "services.trajectory", "simulate", str(day), "--riders", "100",
-                        "--preset", "clean", "--seed", "17"], **run)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-m", "services.trajectory", "assess", str(day)], **run)
-    assert r.returncode == 0, r.stderr
-    batch = {o["incident_id"]: o for o in map(orjson.loads, r.stdout.splitlines())}
-    incidents = [orjson.loads(x) for x in (day / "incidents.jsonl").read_bytes().splitlines() if x.strip()]
+    batch, incidents = simulated_day(day, run, riders=100, seed=17)
     want_pings, want_events, unreadable = day_truth(day)
     assert unreadable == 0 and len(batch) == len(incidents) >= 100
 

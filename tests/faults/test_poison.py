@@ -276,6 +276,7 @@ def test_poison_on_every_topic_in_process(tmp_path: Path, monkeypatch: pytest.Mo
 
 def _read_dead_letters(bootstrap: str, plan: Plan, until: Callable[[dict[str, list[Message]]], bool],
                        timeout: float, check: Callable[[], None]) -> dict[str, list[Message]]:
+    from shared.bus_kafka import record_message
     from tests.integration.kafka.procs import partitions, read_since
 
     since = {tp: 0 for t in CONSUMED for tp in partitions(bootstrap, topics.dead_letter(t))}
@@ -285,8 +286,7 @@ def _read_dead_letters(bootstrap: str, plan: Plan, until: Callable[[dict[str, li
         by: dict[str, list[Message]] = {t: [] for t in CONSUMED}
         for r in records:
             src = r.topic[: -len(".dlq")]
-            by[src].append(Message(r.topic, (r.key or b"").decode(errors="replace"), r.value or b"",
-                                   tuple((k, bytes(v)) for k, v in r.headers or ()), r.partition, r.offset))
+            by[src].append(record_message(r))
         return by
 
     def enough(records: list[Any]) -> bool:
@@ -307,7 +307,7 @@ def test_poison_on_every_topic_on_kafka(private_kafka: Any, private_postgres: An
     from services.bootstrap import database
     from services.embedded import free_port
     from services.trajectory.replay import ensure_topics
-    from tests.integration.kafka.procs import base_env, processes, wait
+    from tests.integration.kafka.procs import base_env, processes, readyz, wait
 
     bootstrap = private_kafka.bootstrap
     port = free_port()
@@ -324,15 +324,7 @@ def test_poison_on_every_topic_on_kafka(private_kafka: Any, private_postgres: An
             procs.start("trajectory", "services.trajectory", "worker")
             procs.start("mediation", "services.mediation", "serve")
             notify = procs.start("notify", "services.notify", "worker")
-            import httpx
-
-            def ready() -> bool:
-                try:
-                    return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            wait("mediation /readyz", ready, 90, procs.check_alive)
+            wait("mediation /readyz", lambda: readyz(f"http://127.0.0.1:{port}"), 90, procs.check_alive)
             wait("notify worker running", lambda: "notify worker running" in notify.log.read_text(errors="replace"),
                  60, procs.check_alive)
             producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=HUGE + 8192)

@@ -33,7 +33,16 @@ import sqlalchemy as sa
 from services.embedded import free_port
 from services.trajectory.replay import ensure_topics
 from shared import topics
-from tests.integration.kafka.procs import WebhookReceiver, base_env, end_offsets, processes, wait
+from tests.integration.kafka.procs import (
+    WebhookReceiver,
+    base_env,
+    cli,
+    end_offsets,
+    group_lag,
+    processes,
+    readyz,
+    wait,
+)
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +54,6 @@ SERVICES = {"trajectory": ("services.trajectory", "worker"), "mediation": ("serv
 KILLS_EACH = int(os.environ.get("XJ_FAULT_KILLS", "10"))
 
 
-def cli(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
-
-
 def case_body(claim: str) -> dict[str, Any]:
     return {
         "rider": {"id": RIDER, "name": "李明", "phone": "13800138000"},
@@ -60,18 +63,6 @@ def case_body(claim: str) -> dict[str, Any]:
         "denial_reason": "事发时间与订单配送状态相差15分钟",
         "consent": {"given": True, "at": "2025-05-20T10:00:00+08:00", "method": "written"},
     }
-
-
-def group_lag(bootstrap: str, group: str, topic: str) -> int:
-    """Records of ``topic`` that ``group`` has not committed yet."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    ends = end_offsets(bootstrap, [topic])
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        return sum(max(0, end - (c.committed(TopicPartition(tp.topic, tp.partition)) or 0)) for tp, end in ends.items())
-    finally:
-        c.close()
 
 
 class Patient:
@@ -144,10 +135,7 @@ def test_each_service_killed_ten_times_during_the_seed_case(private_kafka, fresh
         running = {name: procs.start(name, *args) for name, args in SERVICES.items()}
 
         def ready() -> bool:
-            try:
-                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return readyz(base)
 
         wait("mediation ready", ready, 60, procs.check_alive)
         wait("notify running", lambda: "notify worker running" in running["notify"].log.read_text(errors="replace"),
@@ -206,8 +194,8 @@ def test_each_service_killed_ten_times_during_the_seed_case(private_kafka, fresh
 
         def settled() -> bool:
             # every case event consumed (a notify just restarted may still be joining its group)
-            if group_lag(private_kafka.bootstrap, "notify", topics.CASE_EVENTS) or \
-                    group_lag(private_kafka.bootstrap, "mediation", topics.ASSESSMENT_READY):
+            if group_lag(private_kafka.bootstrap, "notify", [topics.CASE_EVENTS]) or \
+                    group_lag(private_kafka.bootstrap, "mediation", [topics.ASSESSMENT_READY]):
                 return False
             with engine.connect() as c:
                 unpublished = c.execute(sa.text("SELECT count(*) FROM mediation_outbox WHERE published_at IS NULL"))

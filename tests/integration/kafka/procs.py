@@ -137,20 +137,22 @@ def start_group_at_end(bootstrap: str, group: str, topic_names: Iterable[str]) -
         c.close()
 
 
+def group_lag(bootstrap: str, group: str, topic_names: Iterable[str]) -> int:
+    """Records of ``topic_names`` that ``group`` has not committed yet."""
+    ends = end_offsets(bootstrap, topic_names)
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return sum(max(0, end - (c.committed(TopicPartition(tp.topic, tp.partition)) or 0)) for tp, end in ends.items())
+    finally:
+        c.close()
+
+
 def worker_lag(bootstrap: str, worker_group: str, topic_names: Iterable[str] | None = None) -> int:
     """Records of ``topic_names`` (default: all the worker reads) its consumer groups have not committed."""
     from services.trajectory.stream import consumer_groups
 
-    total = 0
-    for group, names in consumer_groups(worker_group).items():
-        ends = end_offsets(bootstrap, [t for t in names if topic_names is None or t in topic_names])
-        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        try:
-            total += sum(max(0, end - (c.committed(TopicPartition(tp.topic, tp.partition)) or 0))
-                         for tp, end in ends.items())
-        finally:
-            c.close()
-    return total
+    return sum(group_lag(bootstrap, group, [t for t in names if topic_names is None or t in topic_names])
+               for group, names in consumer_groups(worker_group).items())
 
 
 def start_worker_at_end(bootstrap: str, worker_group: str) -> bool:
@@ -224,6 +226,39 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+    """``python -m ARGS`` in the repository; its standard output (it must succeed)."""
+    r = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def readyz(base: str) -> bool:
+    """The mediation service at ``base`` answers ``/readyz`` with 200."""
+    import httpx
+
+    try:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def simulated_day(day: Path, run: dict[str, Any], *, riders: int, seed: int) -> tuple[dict[str, Any], list[Any]]:
+    """``simulate`` a clean day of ``riders`` into ``day`` and ``assess`` it with the batch command:
+    its answers by incident id, and the incidents."""
+    import orjson
+
+    r = subprocess.run([sys.executable, "-m", "services.trajectory", "simulate", str(day), "--riders", str(riders),
+                        "--preset", "clean", "--seed", str(seed)], **run)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "services.trajectory", "assess", str(day)], **run)
+    assert r.returncode == 0, r.stderr
+    batch = {o["incident_id"]: o for o in map(orjson.loads, r.stdout.splitlines())}
+    incidents = [orjson.loads(x) for x in (day / "incidents.jsonl").read_bytes().splitlines() if x.strip()]
+    return batch, incidents
 
 
 def base_env(**values: str) -> dict[str, str]:

@@ -27,7 +27,9 @@ from tests.integration.kafka.procs import (
     ROOT,
     WebhookReceiver,
     base_env,
+    cli,
     processes,
+    readyz,
     start_group_at_end,
     start_worker_at_end,
     wait,
@@ -38,12 +40,6 @@ pytestmark = pytest.mark.integration
 SEED = ROOT / "tests" / "data" / "scenarios" / "seed-case-between"
 INCIDENT = json.loads((SEED / "incidents.jsonl").read_text().splitlines()[0])
 RIDER = "R-LIMING"
-
-
-def cli(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
 
 
 def case_body() -> dict:
@@ -86,13 +82,7 @@ def test_seed_case_through_three_processes(kafka_bootstrap: str, fresh_database,
         notify = procs.start("notify", "services.notify", "worker")
         base = f"http://127.0.0.1:{port}"
 
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait("mediation /readyz", ready, 40, procs.check_alive)
+        wait("mediation /readyz", lambda: readyz(base), 40, procs.check_alive)
         wait("notify worker running", lambda: "notify worker running" in notify.log.read_text(errors="replace"),
              40, procs.check_alive)
 

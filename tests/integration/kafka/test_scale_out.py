@@ -14,7 +14,6 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-import orjson
 import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
@@ -29,6 +28,7 @@ from tests.integration.kafka.procs import (
     end_offsets,
     processes,
     read_since,
+    simulated_day,
     start_worker_at_end,
     wait,
     worker_lag,
@@ -56,13 +56,7 @@ def test_two_workers_one_killed_assessments_equal_batch(kafka_bootstrap: str, fr
                    XJ_PARTITIONS="6", XJ_GAP_SETTLE_S="0.2")
     group = env["XJ_WORKER_GROUP"]
     run = dict(cwd=ROOT, env=env, capture_output=True, timeout=120)
-    r = subprocess.run([sys.executable, "-m", "services.trajectory", "simulate", str(day), "--riders", "6",
-                        "--preset", "clean", "--seed", "3"], **run)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-m", "services.trajectory", "assess", str(day)], **run)
-    assert r.returncode == 0, r.stderr
-    batch = {o["incident_id"]: o for o in map(orjson.loads, r.stdout.splitlines())}
-    incidents = [orjson.loads(x) for x in (day / "incidents.jsonl").read_bytes().splitlines() if x.strip()]
+    batch, incidents = simulated_day(day, run, riders=6, seed=3)
     assert len(incidents) == len(batch) >= 6
 
     consumed = (*FEEDS, topics.ASSESSMENT_REQUESTED)
