@@ -4,7 +4,7 @@
    produced into ``rider.gps``; then, in the same run, a bare aiokafka consumer reads exactly those
    records (no parsing, no storing), and one ``python -m services.trajectory worker`` process
    (pinned to one core with ``taskset`` when there is one) consumes them from a consumer group
-   started where they begin. Its rate is the stored pings (counted in ``trajectory_gps_ping``)
+   started where they begin. Its rate is the stored pings (the fixes in ``trajectory_gps_chunk``)
    over the time from the first to the last stored.
 2. Latency. For ``--gaps`` probe riders (the seed case's feeds under new rider ids) the worker
    has the morning stored; then the ``delivered`` event of the first order is produced together
@@ -106,9 +106,10 @@ async def bare(bootstrap: str, start: dict, end: dict) -> tuple[int, float]:
         await c.stop()
 
 
-def count(engine: sa.Engine, table: str) -> int:
+def count(engine: sa.Engine) -> int:
+    """Fixes stored (each produced once here, so the chunks' sizes add up to the distinct fixes)."""
     with engine.connect() as c:
-        return int(c.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() or 0)
+        return int(c.execute(sa.text("SELECT COALESCE(SUM(n), 0) FROM trajectory_gps_chunk")).scalar() or 0)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + 600
         still_since = time.monotonic()
         while time.monotonic() < deadline:
-            stored = count(engine, "trajectory_gps_ping")
+            stored = count(engine)
             now = time.perf_counter()
             if stored and first is None:
                 first, at_first = now, stored  # rows already stored when first seen are not timed
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             ("pings produced", f"{len(items):,} ({riders} simulated riders)"),
             ("bare aiokafka consumer", f"{bare_rate:,.0f} records/s"),
             (f"trajectory worker (1 process{', 1 core' if pin else ''})",
-             f"{worker_rate:,.0f} pings/s stored ({stored:,} rows)"),
+             f"{worker_rate:,.0f} pings/s stored ({stored:,} pings)"),
             ("worker / bare", f"{worker_rate / bare_rate:.2f} (target >= 0.5)"),
             (f"delivered -> GapFlagged, {len(lat)} gaps", f"p50 {pct(lat, 50) * 1000:.0f} ms, "
                                                           f"p99 {pct(lat, 99) * 1000:.0f} ms"),
@@ -261,11 +262,11 @@ def latency(bootstrap: str, n: int, engine: sa.Engine) -> list[float]:
     for r in riders:
         warm += [(topics.GPS, r, x.replace(b"R-LIMING", r.encode())) for x in gps]
         warm += events(r, seed[:split])
-    before = count(engine, "trajectory_gps_ping")
+    before = count(engine)
     produce(bootstrap, warm)
     want = before + len(riders) * 900
     deadline = time.monotonic() + 120
-    while count(engine, "trajectory_gps_ping") < want and time.monotonic() < deadline:
+    while count(engine) < want and time.monotonic() < deadline:
         time.sleep(0.1)
 
     flagged: dict[str, float] = {}

@@ -69,12 +69,18 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def record_message(record: Any) -> Message:
-    """A Kafka ``ConsumerRecord`` as a :class:`Message`; a key that is not UTF-8 is read with
-    replacement characters (the message must still reach its handler or the dead letters)."""
-    key = record.key.decode(errors="replace") if record.key is not None else ""
-    return Message(record.topic, key, record.value if record.value is not None else b"",
-                   tuple((k, bytes(v) if v is not None else b"") for k, v in record.headers or ()),
-                   record.partition, record.offset)
+    """A record consumed from Kafka (aiokafka's ``ConsumerRecord`` or confluent-kafka's
+    ``Message``, whose fields are methods) as a :class:`Message`; a key that is not UTF-8 is read
+    with replacement characters (the message must still reach its handler or the dead letters)."""
+    if callable(record.value):  # confluent-kafka
+        topic, raw_key, value, headers = record.topic(), record.key(), record.value(), record.headers()
+        partition, offset = record.partition(), record.offset()
+    else:
+        topic, raw_key, value, headers = record.topic, record.key, record.value, record.headers
+        partition, offset = record.partition, record.offset
+    key = raw_key.decode(errors="replace") if raw_key is not None else ""
+    return Message(topic, key, value if value is not None else b"",
+                   tuple((k, bytes(v) if v is not None else b"") for k, v in headers or ()), partition, offset)
 
 
 class KafkaBus:

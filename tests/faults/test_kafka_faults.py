@@ -41,7 +41,7 @@ def day_truth(day: Path) -> tuple[int, int, int]:
 
 def stored(engine: sa.Engine) -> tuple[int, int]:
     with engine.connect() as c:
-        return (int(c.execute(sa.text("SELECT count(*) FROM trajectory_gps_ping")).scalar() or 0),
+        return (FeedStore(engine).pings(),  # distinct fixes, as they are read
                 int(c.execute(sa.text("SELECT count(*) FROM trajectory_platform_event")).scalar() or 0))
 
 

@@ -32,6 +32,7 @@ from services.mediation.domain.model import Role
 from services.mediation.schemas import CaseCreate
 from services.mediation.service import Mediation
 from services.mediation.settings import MediationSettings
+from services.trajectory.adapters.store import FeedStore
 from shared import topics
 from shared.bus import InMemoryBus, Message
 from shared.db import unit_of_work
@@ -123,8 +124,7 @@ class Plan:
         n = len(KINDS)
         with engine.connect() as c:
             if topic == topics.GPS:
-                return int(c.execute(text("SELECT count(*) FROM trajectory_gps_ping WHERE rider_id = :r"),
-                                     {"r": self.rider}).scalar() or 0)
+                return FeedStore(engine).pings(self.rider)
             if topic == topics.PLATFORM_EVENTS:
                 return int(c.execute(text("SELECT count(*) FROM trajectory_platform_event WHERE rider_id = :r"),
                                      {"r": self.rider}).scalar() or 0)

@@ -3,13 +3,14 @@ holds, and the answers to assessment requests. SQLite by default, PostgreSQL in 
 schema is created and upgraded by this service's own Alembic history (``migrate``), whose version
 table is ``alembic_version_trajectory`` so that it can share a database with the other services.
 
-Writes are one bulk statement per table and batch, never a round trip per ping: ``INSERT ... ON
-CONFLICT DO NOTHING`` through the driver's executemany; on PostgreSQL the pings go by ``COPY``
-(the batch in binary COPY format, built by numpy) straight into the table, or, when some of them are stored
-already (a redelivery) or repeated in the batch, through a temporary table and ``INSERT ... SELECT
-... ON CONFLICT DO NOTHING``. A ping delivered twice is stored once: its primary key is (rider, phone time, key), the key being a
-64-bit hash of its position and accuracy. A platform event's key is its ``event_id``, or for an
-event without one the SHA-256 of its canonical JSON.
+Writes are one bulk statement per table and batch, never a round trip per ping. GPS fixes are
+stored as columns, a row per rider, hour and batch (:class:`GpsChunk`): a replayed or backlogged
+day costs a row and an index entry per few hundred fixes instead of one each, and a rider-day
+loads in a few rows. A chunk delivered again (the same batch redelivered, a file ingested twice)
+is stored once, by its digest; fixes delivered again in another batch are stored again and read
+once (a fix is its rider, phone time, position and accuracy). Platform events go by ``INSERT ...
+ON CONFLICT DO NOTHING``; an event's key is its ``event_id``, or for an event without one the
+SHA-256 of its canonical JSON.
 
 Retention deletes what was *received* longer ago than the retention (so a replay of an old day
 is kept as long as a live one), except inside the windows an evidence hold covers.
@@ -28,8 +29,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
-import psycopg
-from sqlalchemy import BigInteger, Index, String, Text, UniqueConstraint, text
+import polars as pl
+from sqlalchemy import BigInteger, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
@@ -48,20 +50,21 @@ ORDER_LOOKAROUND_S = 6 * 3600.0  # an order overlapping a window has all its eve
 
 # ---------------------------------------------------------------- tables
 
-class GpsPing(SQLModel, table=True):
-    """One GPS fix as received: phone clock, WGS-84 (converted at the edge)."""
+class GpsChunk(SQLModel, table=True):
+    """A rider's GPS fixes within one hour (phone clock, ``hour = floor(t / 3600)``) that arrived in
+    one batch: ``n`` fixes packed in ``data`` as little-endian float64 (t, lat, lon, accuracy) in
+    time order, WGS-84 (converted at the edge), NaN where no accuracy was given. ``digest`` is an
+    order-free hash of the fixes, so the same chunk stored twice is one row."""
 
-    __tablename__ = "trajectory_gps_ping"
-    __table_args__ = (
-        Index("ix_trajectory_gps_ping_received_at", "received_at", postgresql_using="brin"),
-        {"sqlite_with_rowid": False},
-    )
+    __tablename__ = "trajectory_gps_chunk"
+    __table_args__ = (Index("ix_trajectory_gps_chunk_received_at", "received_at", postgresql_using="brin"),)
     rider_id: str = Field(primary_key=True, sa_type=String().with_variant(String(collation="C"), "postgresql"))
-    t: float = Field(primary_key=True)  # epoch s, phone clock as received
-    k: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
-    lat: float
-    lon: float
-    accuracy: float | None = None
+    hour: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    digest: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    t0: float  # the first and last fix's time
+    t1: float
+    n: int
+    data: bytes = Field(sa_type=LargeBinary)
     received_at: float  # epoch s
 
 
@@ -141,7 +144,7 @@ class GapRecord(SQLModel, table=True):
     flagged_at: float | None = None  # GapFlagged published
 
 
-TABLES = (GpsPing.__table__, PlatformEvent.__table__, EvidenceHold.__table__, AssessmentReply.__table__,  # type: ignore[attr-defined]
+TABLES = (GpsChunk.__table__, PlatformEvent.__table__, EvidenceHold.__table__, AssessmentReply.__table__,  # type: ignore[attr-defined]
           GapRecord.__table__)  # type: ignore[attr-defined]
 _GAP_COLS = ("rider_id", "start", '"end"', "at", "cause", "previous_order", "next_order", "recorded_at")
 
@@ -219,7 +222,6 @@ class Purged:
     replies: int
 
 
-_PING_COLS = ("rider_id", "t", "k", "lat", "lon", "accuracy", "received_at")
 _EVENT_COLS = ("uid", "rider_id", "event_id", "kind", "type", "t", "platform", "order_id",
                "merchant_lat", "merchant_lon", "customer_lat", "customer_lon", "raw", "received_at")
 
@@ -237,59 +239,83 @@ def _bulk(conn: Connection, table: str, cols: Sequence[str], rows: list[tuple[An
     return max(int(result.rowcount), 0)
 
 
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
-_FIXED = np.dtype([("n0", ">i4"), ("t", ">f8"), ("n1", ">i4"), ("k", ">i8"), ("n2", ">i4"), ("lat", ">f8"),
-                   ("n3", ">i4"), ("lon", ">f8"), ("n4", ">i4"), ("accuracy", ">f8"), ("n5", ">i4"),
-                   ("received_at", ">f8")])  # the six 8-byte fields after rider_id, each after its length
+FIX = np.dtype([("t", "<f8"), ("lat", "<f8"), ("lon", "<f8"), ("accuracy", "<f8")])  # a fix in a chunk
+HOUR_S = 3600.0
 
 
-def _binary_copy(gps: GpsColumns, keys: npt.NDArray[np.int64], now: float) -> bytes:
-    """The pings as PostgreSQL's binary COPY format (columns ``_PING_COLS``), built by numpy
-    without a Python step per row. A missing accuracy is stored as NaN (what the reader makes of
-    NULL too), which keeps every row's fields a fixed size after the rider id."""
-    n = gps.t.size
-    rider = gps.rider.to_list()
-    names = "".join(rider).encode()
-    lens = gps.rider.str.len_bytes().to_numpy().astype(np.int64)
-    row = 2 + 4 + lens + _FIXED.itemsize
-    start = len(_COPY_HEADER) + np.concatenate(([0], np.cumsum(row)[:-1]))
-    buf = np.empty(len(_COPY_HEADER) + int(row.sum()) + 2, dtype=np.uint8)
-    buf[: len(_COPY_HEADER)] = np.frombuffer(_COPY_HEADER, dtype=np.uint8)
-    buf[start[:, None] + np.arange(2)] = np.full(n, 7, dtype=">i2").view(np.uint8).reshape(n, 2)
-    buf[start[:, None] + 2 + np.arange(4)] = lens.astype(">i4").view(np.uint8).reshape(n, 4)
-    name_at = np.concatenate(([0], np.cumsum(lens)[:-1]))
-    buf[np.repeat(start + 6 - name_at, lens) + np.arange(int(lens.sum()))] = np.frombuffer(names, dtype=np.uint8)
-    fixed = np.empty(n, dtype=_FIXED)
-    for f in ("n0", "n1", "n2", "n3", "n4", "n5"):
-        fixed[f] = 8
-    fixed["t"], fixed["k"], fixed["lat"], fixed["lon"] = gps.t, keys, gps.lat, gps.lon
-    fixed["accuracy"], fixed["received_at"] = gps.accuracy, now
-    buf[(start + 6 + lens)[:, None] + np.arange(_FIXED.itemsize)] = fixed.view(np.uint8).reshape(n, _FIXED.itemsize)
-    buf[-2:] = 0xFF  # the trailer: a field count of -1
-    return buf.tobytes()
+def pack(gps: GpsColumns, received_at: float) -> list[dict[str, Any]]:
+    """Validated fixes as :class:`GpsChunk` rows: grouped by rider and hour, repeats within the
+    batch dropped, each chunk in time order. Vectorised: no Python step per fix."""
+    if not gps.t.size:
+        return []
+    acc = np.where(np.isnan(gps.accuracy), np.nan, gps.accuracy)  # one NaN bit pattern
+    ident = _mix(ping_keys(gps.lat, gps.lon, acc).view(np.uint64) ^ gps.t.view(np.uint64))  # a fix, with its time
+    codes = gps.rider.cast(pl.Categorical).to_physical().to_numpy()
+    hour = np.floor(gps.t / HOUR_S).astype(np.int64)
+    order = np.lexsort((ident, gps.t, hour, codes))
+    c, h, i = codes[order], hour[order], ident[order]
+    new_chunk = np.r_[True, (c[1:] != c[:-1]) | (h[1:] != h[:-1])]
+    first = new_chunk | np.r_[True, i[1:] != i[:-1]]  # a fix repeated within the batch sits next to itself
+    order, new_chunk, i = order[first], new_chunk[first], i[first]
+    starts = np.flatnonzero(new_chunk)
+    sizes = np.diff(np.r_[starts, order.size])
+    digests = (_mix(np.add.reduceat(i, starts) ^ sizes.astype(np.uint64)) >> np.uint64(1)).astype(np.int64)
+    fixes = np.empty(order.size, dtype=FIX)
+    fixes["t"], fixes["lat"], fixes["lon"], fixes["accuracy"] = gps.t[order], gps.lat[order], gps.lon[order], acc[order]
+    data = fixes.tobytes()
+    names = gps.rider.gather(order[starts]).to_list()
+    t = fixes["t"]
+    return [{"rider_id": r, "hour": int(hour[order[a]]), "digest": int(d), "t0": float(t[a]), "t1": float(t[a + k - 1]),
+             "n": int(k), "data": data[a * FIX.itemsize:(a + k) * FIX.itemsize], "received_at": received_at}
+            for r, a, k, d in zip(names, starts.tolist(), sizes.tolist(), digests.tolist(), strict=True)]
 
 
-def _copy_pings(conn: Connection, data: bytes, n: int) -> int:
-    """PostgreSQL: ``n`` pings (``data`` in binary COPY format) by COPY; those stored already (a
-    redelivery) or repeated in the batch are skipped."""
-    cols = ", ".join(_PING_COLS)
-    cur = conn.connection.driver_connection.cursor()  # psycopg 3, inside the unit of work's transaction
-    try:
-        try:
-            with conn.begin_nested(), cur.copy(f"COPY trajectory_gps_ping ({cols}) FROM STDIN (FORMAT binary)") as cp:
-                cp.write(data)
-            return n
-        except psycopg.errors.UniqueViolation:
-            pass  # some are stored already: rolled back to the savepoint, merged below
-        cur.execute("CREATE TEMP TABLE IF NOT EXISTS trajectory_ping_in "
-                    "(LIKE trajectory_gps_ping INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-        with cur.copy(f"COPY trajectory_ping_in ({cols}) FROM STDIN (FORMAT binary)") as cp:
-            cp.write(data)
-        cur.execute(f"INSERT INTO trajectory_gps_ping ({cols}) SELECT {cols} FROM trajectory_ping_in "
-                    "ON CONFLICT DO NOTHING")
-        return max(int(cur.rowcount), 0)
-    finally:
-        cur.close()
+def _hour(t: float) -> int:
+    return int(np.floor(t / HOUR_S)) if np.isfinite(t) else (1 << 62) * (1 if t > 0 else -1)
+
+
+def _trim_to_holds(conn: Connection, rows: Sequence[Any]) -> int:
+    """Chunks (rider, hour, digest, data) that holds cover in part: keep only the held fixes.
+    Fixes deleted."""
+    out, spans = 0, {}
+    for rider, hour, digest, data in rows:
+        if rider not in spans:
+            spans[rider] = conn.execute(text("SELECT t0, t1 FROM trajectory_evidence_hold WHERE rider_id = :r"),
+                                        {"r": rider}).all()
+        fixes = np.frombuffer(data, dtype=FIX)
+        keep = np.zeros(fixes.size, dtype=bool)
+        for a, b in spans[rider]:
+            keep |= (fixes["t"] >= a) & (fixes["t"] <= b)
+        if keep.all():
+            continue
+        out += int(fixes.size - keep.sum())
+        where, key = "WHERE rider_id = :r AND hour = :h AND digest = :k", {"r": rider, "h": hour, "k": digest}
+        if not keep.any():  # the hold falls between two of its fixes
+            conn.execute(text(f"DELETE FROM trajectory_gps_chunk {where}"), key)
+            continue
+        kept = fixes[keep]
+        conn.execute(text(f"UPDATE trajectory_gps_chunk SET data = :d, n = :n, t0 = :a, t1 = :b {where}"),
+                     {"d": kept.tobytes(), "n": int(kept.size), "a": float(kept["t"][0]), "b": float(kept["t"][-1]), **key})
+    return out
+
+
+def unpack(blobs: Sequence[bytes], t0: float = -np.inf, t1: float = np.inf) -> npt.NDArray[np.void]:
+    """The distinct fixes of a rider's chunks between ``t0`` and ``t1`` (inclusive), in time order."""
+    fixes = np.frombuffer(b"".join(blobs), dtype=FIX)
+    fixes = fixes[(fixes["t"] >= t0) & (fixes["t"] <= t1)]
+    _, first = np.unique(fixes.view(f"V{FIX.itemsize}"), return_index=True)  # a fix stored twice is read once
+    fixes = fixes[first]
+    return fixes[np.argsort(fixes["t"], kind="stable")]
+
+
+def _insert_chunks(conn: Connection, chunks: list[dict[str, Any]]) -> int:
+    """Store chunks; one stored already is skipped. Fixes in the chunks stored."""
+    if not chunks:
+        return 0
+    table = GpsChunk.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).on_conflict_do_nothing().returning(table.c.n)
+    return sum(int(r[0]) for r in conn.execute(stmt, chunks))
 
 
 class FeedStore:
@@ -303,21 +329,13 @@ class FeedStore:
     def add(self, *, gps: GpsColumns | None = None,
             events: Sequence[tuple[RawEvent, float, bytes]] = (), received_at: float | None = None) -> Stored:
         """Store validated pings and platform events (each with its time and raw line) in one
-        transaction; what is already stored is skipped."""
+        transaction; events and chunks already stored are skipped. ``Stored.pings``: the fixes
+        in the chunks written (a fix redelivered in another batch is counted again, read once)."""
         now = time.time() if received_at is None else received_at
         event_rows = [_event_row(ev, t, raw, now) for ev, t, raw in events]
         with unit_of_work(self.engine) as s:
             conn = s.connection()
-            p = 0
-            if gps is not None and gps.t.size:
-                keys = ping_keys(gps.lat, gps.lon, gps.accuracy)
-                if conn.dialect.name == "postgresql":
-                    p = _copy_pings(conn, _binary_copy(gps, keys, now), gps.t.size)
-                else:
-                    acc = [None if a != a else a for a in gps.accuracy.tolist()]
-                    p = _bulk(conn, "trajectory_gps_ping", _PING_COLS, list(zip(
-                        gps.rider.to_list(), gps.t.tolist(), keys.tolist(), gps.lat.tolist(), gps.lon.tolist(), acc,
-                        [now] * gps.t.size, strict=True)))
+            p = _insert_chunks(conn, pack(gps, now)) if gps is not None else 0
             e = _bulk(conn, "trajectory_platform_event", _EVENT_COLS, event_rows)
         return Stored(p, e)
 
@@ -329,15 +347,12 @@ class FeedStore:
         and, per platform, the last one before it (the state at ``t0``)."""
         with unit_of_work(self.engine) as s:
             conn = s.connection()
-            pings = conn.execute(text(
-                "SELECT t, lat, lon, accuracy FROM trajectory_gps_ping "
-                "WHERE rider_id = :r AND t >= :t0 AND t <= :t1"), {"r": rider_id, "t0": t0, "t1": t1}).all()
+            blobs = [r[0] for r in conn.execute(text(
+                "SELECT data FROM trajectory_gps_chunk WHERE rider_id = :r AND hour >= :h0 AND hour <= :h1"),
+                {"r": rider_id, "h0": _hour(t0), "h1": _hour(t1)})]
             order_rows, presence_rows = _event_rows(conn, rider_id, t0, t1)
-        if pings:
-            arr = np.array([(p[0], p[1], p[2], np.nan if p[3] is None else p[3]) for p in pings], dtype=np.float64)
-            track = Track(arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), arr[:, 3].copy())
-        else:
-            track = Track.empty()
+        fixes = unpack(blobs, t0, t1)
+        track = Track(fixes["t"].copy(), fixes["lat"].copy(), fixes["lon"].copy(), fixes["accuracy"].copy())
         orders, presence, _ = _assemble_window(rider_id, t0, t1, order_rows, presence_rows)
         return RiderDay(rider_id, orders, presence, track)
 
@@ -373,21 +388,38 @@ class FeedStore:
 
     def purge(self, older_than: float) -> Purged:
         """Delete feeds received before ``older_than`` (epoch s) that no hold covers, and the
-        answers to requests made before it."""
+        answers to requests made before it. A chunk partly inside a hold keeps just those fixes."""
         with unit_of_work(self.engine) as s:
             conn = s.connection()
-            out = []
-            for table, a, b in (("trajectory_gps_ping", "t0", "t1"), ("trajectory_platform_event", "ev_t0", "ev_t1")):
-                r = conn.execute(text(
-                    f"DELETE FROM {table} WHERE received_at < :cut AND NOT EXISTS ("
-                    "SELECT 1 FROM trajectory_evidence_hold h "
-                    f"WHERE h.rider_id = {table}.rider_id AND {table}.t >= h.{a} AND {table}.t <= h.{b})"),
-                    {"cut": older_than})
-                out.append(max(int(r.rowcount), 0))
+            held = ("EXISTS (SELECT 1 FROM trajectory_evidence_hold h WHERE h.rider_id = trajectory_gps_chunk.rider_id "
+                    "AND trajectory_gps_chunk.t0 <= h.t1 AND trajectory_gps_chunk.t1 >= h.t0)")
+            pings = sum(int(r[0]) for r in conn.execute(text(
+                f"DELETE FROM trajectory_gps_chunk WHERE received_at < :cut AND NOT {held} RETURNING n"),
+                {"cut": older_than}))
+            pings += _trim_to_holds(conn, conn.execute(text(
+                f"SELECT rider_id, hour, digest, data FROM trajectory_gps_chunk WHERE received_at < :cut AND {held}"),
+                {"cut": older_than}).all())
+            r = conn.execute(text(
+                "DELETE FROM trajectory_platform_event WHERE received_at < :cut AND NOT EXISTS ("
+                "SELECT 1 FROM trajectory_evidence_hold h WHERE h.rider_id = trajectory_platform_event.rider_id "
+                "AND trajectory_platform_event.t >= h.ev_t0 AND trajectory_platform_event.t <= h.ev_t1)"),
+                {"cut": older_than})
+            events = max(int(r.rowcount), 0)
             conn.execute(text("DELETE FROM trajectory_gap WHERE flagged_at IS NOT NULL AND recorded_at < :cut"),
                          {"cut": older_than})
             r = conn.execute(text("DELETE FROM trajectory_assessment_reply WHERE created_at < :cut"), {"cut": older_than})
-            return Purged(out[0], out[1], max(int(r.rowcount), 0))
+            return Purged(pings, events, max(int(r.rowcount), 0))
+
+    def pings(self, rider_id: str | None = None) -> int:
+        """Distinct fixes stored (of one rider, or of all), as ``load_rider`` reads them."""
+        q, args = "SELECT rider_id, data FROM trajectory_gps_chunk", {}
+        if rider_id is not None:
+            q, args = q + " WHERE rider_id = :r", {"r": rider_id}
+        by: dict[str, list[bytes]] = {}
+        with unit_of_work(self.engine) as s:
+            for r in s.connection().execute(text(q), args):
+                by.setdefault(r[0], []).append(r[1])
+        return sum(len(unpack(blobs)) for blobs in by.values())
 
     # -- gaps closed in the stream
 

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.embedded import free_port
+from services.trajectory.adapters.store import FeedStore
 from services.trajectory.replay import ensure_topics
 from shared import topics
 from tests.integration.kafka.procs import (
@@ -92,8 +93,7 @@ def test_seed_case_through_three_processes(kafka_bootstrap: str, fresh_database,
 
         def stored() -> tuple[int, int] | None:
             with engine.connect() as c:
-                pings = c.execute(text("SELECT count(*) FROM trajectory_gps_ping WHERE rider_id = :r"),
-                                  {"r": RIDER}).scalar() or 0
+                pings = FeedStore(engine).pings(RIDER)
                 events = c.execute(text("SELECT count(*) FROM trajectory_platform_event WHERE rider_id = :r"),
                                    {"r": RIDER}).scalar() or 0
             return (pings, events) if pings >= 890 and events >= 10 else None  # 912 lines, 900 distinct pings

@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import create_engine, text
 
 from services.trajectory.adapters.feeds import load_dir
+from services.trajectory.adapters.store import FeedStore
 from services.trajectory.domain.assess import analyse
 from services.trajectory.domain.model import Params
 from shared import topics
@@ -122,7 +123,7 @@ def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fres
 
         engine = create_engine(url)
         with engine.connect() as c:
-            pings = c.execute(text("SELECT count(*) FROM trajectory_gps_ping WHERE rider_id = :r"), {"r": rider}).scalar()
+            pings = FeedStore(engine).pings(rider)
             holds = c.execute(text("SELECT count(*) FROM trajectory_evidence_hold")).scalar()
         engine.dispose()
         assert pings and pings > 800 and holds == 1

@@ -31,7 +31,7 @@ def test_retention_runs_on_schedule(engine):
             await publish_dir(bus, SEED)
             await bus.drain()
             for _ in range(100):
-                if FeedStore(engine).counts()["trajectory_gps_ping"] == 0:
+                if FeedStore(engine).pings() == 0:
                     return True
                 await asyncio.sleep(0.05)
             return False
