@@ -1,9 +1,9 @@
 """``make bench-kafka``: the trajectory worker on a real Kafka and PostgreSQL.
 
 1. Throughput. A simulated day (``simulate --preset clean``, riders enough for ``--pings``) is
-   produced into ``rider.gps``; then, in the same run, a bare aiokafka consumer reads exactly those
-   records (no parsing, no storing), and one ``python -m services.trajectory worker`` process
-   (pinned to one core with ``taskset`` when there is one) consumes them from a consumer group
+   produced into ``rider.gps``; then, in the same run and on the same core (the machine's last), a
+   bare aiokafka consumer reads exactly those records (no parsing, no storing), and one
+   ``python -m services.trajectory worker`` process (pinned there with ``taskset``) consumes them from a consumer group
    started where they begin. Its rate is the stored pings (the fixes in ``trajectory_gps_chunk``)
    over the time from the first to the last stored.
 2. Latency. For ``--gaps`` probe riders (the seed case's feeds under new rider ids) the worker
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import shutil
@@ -94,7 +95,7 @@ async def bare(bootstrap: str, start: dict, end: dict) -> tuple[int, float]:
         first = {tp: start[old] for tp, old in zip(tps, start, strict=True)}
         n, t0, done = 0, None, {tp for tp in tps if want[tp] <= first[tp]}
         while len(done) < len(tps):
-            got = await c.getmany(timeout_ms=500, max_records=5000)
+            got = await c.getmany(timeout_ms=500, max_records=20_000)  # the worker's batch
             if got and t0 is None:
                 t0 = time.perf_counter()
             for tp, recs in got.items():
@@ -119,7 +120,7 @@ def pct(xs: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.kafka")
-    ap.add_argument("--pings", type=int, default=200_000)
+    ap.add_argument("--pings", type=int, default=1_000_000)
     ap.add_argument("--gaps", type=int, default=40)
     ap.add_argument("--bootstrap", default=os.environ.get("XJ_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     ap.add_argument("--database", default=os.environ.get("XJ_TEST_DATABASE_URL"),
@@ -167,12 +168,21 @@ def main(argv: list[str] | None = None) -> int:
         took = produce(args.bootstrap, items)
         log(f"produced {len(items)} pings of {riders} simulated riders in {took:.1f} s ({len(items) / took:,.0f}/s)")
         ends = end_offsets(args.bootstrap, topics.GPS)
+        produced = len(items)
+        del items, lines  # a million live objects slow every garbage collection of the bare consumer
+        gc.collect()
 
-        n_bare, t_bare = asyncio.run(bare(args.bootstrap, starts[topics.GPS], ends))
+        core = (os.cpu_count() or 1) - 1  # the bare consumer and the worker on the same core
+        everywhere = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {core})
+        try:
+            n_bare, t_bare = asyncio.run(bare(args.bootstrap, starts[topics.GPS], ends))
+        finally:
+            os.sched_setaffinity(0, everywhere)
         bare_rate = n_bare / t_bare
-        log(f"bare aiokafka consumer: {n_bare} records in {t_bare:.2f} s")
+        log(f"bare aiokafka consumer (core {core}): {n_bare} records in {t_bare:.2f} s")
 
-        pin = ["taskset", "-c", str((os.cpu_count() or 1) - 1)] if shutil.which("taskset") else []
+        pin = ["taskset", "-c", str(core)] if shutil.which("taskset") else []
         out = (tmp / "worker.log").open("wb")
         worker = subprocess.Popen([*pin, sys.executable, "-m", "services.trajectory", "worker"], cwd=ROOT, env=env,
                                   stdout=out, stderr=subprocess.STDOUT)
@@ -188,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 first, at_first = now, stored  # rows already stored when first seen are not timed
             if stored != prev:
                 last, prev, still_since = now, stored, time.monotonic()
-            if stored >= len(items) or (stored and time.monotonic() - still_since > 5):
+            if stored >= produced or (stored and time.monotonic() - still_since > 5):
                 break
             if worker.poll() is not None:
                 raise SystemExit(f"worker exited: {(tmp / 'worker.log').read_text()[-2000:]}")
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
         lat = latency(args.bootstrap, args.gaps, engine)
         rows = [
-            ("pings produced", f"{len(items):,} ({riders} simulated riders)"),
+            ("pings produced", f"{produced:,} ({riders} simulated riders)"),
             ("bare aiokafka consumer", f"{bare_rate:,.0f} records/s"),
             (f"trajectory worker (1 process{', 1 core' if pin else ''})",
              f"{worker_rate:,.0f} pings/s stored ({stored:,} pings)"),

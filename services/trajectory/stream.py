@@ -274,16 +274,16 @@ class PingConsumer:
 
     async def _take(self, consumer: Any, records: list[Any]) -> None:
         """Parse a batch (while the one before is being stored), then hand it to the store."""
-        good = [r for r in records if r.error() is None]
-        if len(good) < len(records):
-            for r in records:
-                if r.error() is not None:
-                    logger.warning("rider.gps: %s", r.error())
+        good = [r for r in records if r.error() is None]  # librdkafka also hands over events, as errors
+        for r in records if len(good) < len(records) else ():
+            if r.error() is not None:
+                logger.warning("rider.gps: %s", r.error())
         gps, bad = await asyncio.to_thread(service.read_pings, [r.value() or b"" for r in good], self.settings.timezone)
         for i, reason in bad:
             await self.worker.reject(record_message(good[i]), reason)
         await self.drain()
-        offsets = {(r.topic(), r.partition()): r.offset() + 1 for r in good}
+        last = {r.partition(): r for r in good}
+        offsets = {(r.topic(), p): r.offset() + 1 for p, r in last.items()}
         self._inflight = asyncio.create_task(self._store(consumer, good, gps, offsets))
 
     async def drain(self) -> None:
