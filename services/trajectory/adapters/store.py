@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 import polars as pl
+import psycopg
 from sqlalchemy import BigInteger, Index, LargeBinary, String, Text, UniqueConstraint, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
@@ -243,9 +243,12 @@ FIX = np.dtype([("t", "<f8"), ("lat", "<f8"), ("lon", "<f8"), ("accuracy", "<f8"
 HOUR_S = 3600.0
 
 
-def pack(gps: GpsColumns, received_at: float) -> list[dict[str, Any]]:
-    """Validated fixes as :class:`GpsChunk` rows: grouped by rider and hour, repeats within the
-    batch dropped, each chunk in time order. Vectorised: no Python step per fix."""
+CHUNK_COLS = ("rider_id", "hour", "digest", "t0", "t1", "n", "data", "received_at")
+
+
+def pack(gps: GpsColumns, received_at: float) -> list[tuple[Any, ...]]:
+    """Validated fixes as :class:`GpsChunk` rows (``CHUNK_COLS``): grouped by rider and hour,
+    repeats within the batch dropped, each chunk in time order. Vectorised: no Python step per fix."""
     if not gps.t.size:
         return []
     acc = np.where(np.isnan(gps.accuracy), np.nan, gps.accuracy)  # one NaN bit pattern
@@ -265,9 +268,10 @@ def pack(gps: GpsColumns, received_at: float) -> list[dict[str, Any]]:
     data = fixes.tobytes()
     names = gps.rider.gather(order[starts]).to_list()
     t = fixes["t"]
-    return [{"rider_id": r, "hour": int(hour[order[a]]), "digest": int(d), "t0": float(t[a]), "t1": float(t[a + k - 1]),
-             "n": int(k), "data": data[a * FIX.itemsize:(a + k) * FIX.itemsize], "received_at": received_at}
-            for r, a, k, d in zip(names, starts.tolist(), sizes.tolist(), digests.tolist(), strict=True)]
+    ends = (starts + sizes) * FIX.itemsize
+    return list(zip(names, hour[order[starts]].tolist(), digests.tolist(), t[starts].tolist(), t[starts + sizes - 1].tolist(),
+                    sizes.tolist(), [data[a:b] for a, b in zip((starts * FIX.itemsize).tolist(), ends.tolist(), strict=True)],
+                    [received_at] * starts.size, strict=True))
 
 
 def _hour(t: float) -> int:
@@ -308,14 +312,48 @@ def unpack(blobs: Sequence[bytes], t0: float = -np.inf, t1: float = np.inf) -> n
     return fixes[np.argsort(fixes["t"], kind="stable")]
 
 
-def _insert_chunks(conn: Connection, chunks: list[dict[str, Any]]) -> int:
-    """Store chunks; one stored already is skipped. Fixes in the chunks stored."""
+def insert_chunks(conn: Connection, chunks: list[tuple[Any, ...]]) -> int:
+    """Store chunks (rows of ``CHUNK_COLS``); one stored already is skipped. Fixes in the chunks
+    written. On PostgreSQL by binary COPY, or, when some are stored already (a redelivered batch),
+    through a temporary table and ``INSERT ... ON CONFLICT DO NOTHING``."""
     if not chunks:
         return 0
-    table = GpsChunk.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).on_conflict_do_nothing().returning(table.c.n)
-    return sum(int(r[0]) for r in conn.execute(stmt, chunks))
+    cols = ", ".join(CHUNK_COLS)
+    if conn.dialect.name != "postgresql":  # SQLite: through a temporary table, to learn which were new
+        conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS trajectory_chunk_in AS "
+                             "SELECT * FROM trajectory_gps_chunk WHERE 0")
+        conn.exec_driver_sql(f"INSERT INTO trajectory_chunk_in ({cols}) VALUES ({', '.join('?' * len(CHUNK_COLS))})",
+                             chunks)
+        new = conn.exec_driver_sql(f"INSERT INTO trajectory_gps_chunk ({cols}) SELECT {cols} FROM trajectory_chunk_in "
+                                   "WHERE true ON CONFLICT DO NOTHING RETURNING n").all()
+        conn.exec_driver_sql("DELETE FROM trajectory_chunk_in")
+        return sum(int(r[0]) for r in new)
+    cur = conn.connection.driver_connection.cursor()  # psycopg 3, inside the unit of work's transaction
+
+    def copy(table: str) -> None:
+        with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT binary)") as cp:
+            cp.set_types(_CHUNK_TYPES)
+            for c in chunks:
+                cp.write_row(c)
+
+    try:
+        try:
+            with conn.begin_nested():
+                copy("trajectory_gps_chunk")
+            return sum(c[5] for c in chunks)
+        except psycopg.errors.UniqueViolation:
+            pass  # some are stored already: rolled back to the savepoint, merged below
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS trajectory_chunk_in "
+                    "(LIKE trajectory_gps_chunk INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        copy("trajectory_chunk_in")
+        cur.execute(f"INSERT INTO trajectory_gps_chunk ({cols}) SELECT {cols} FROM trajectory_chunk_in "
+                    "ON CONFLICT DO NOTHING RETURNING n")
+        return sum(int(r[0]) for r in cur.fetchall())
+    finally:
+        cur.close()
+
+
+_CHUNK_TYPES = ("text", "int8", "int8", "float8", "float8", "int4", "bytea", "float8")
 
 
 class FeedStore:
@@ -335,7 +373,7 @@ class FeedStore:
         event_rows = [_event_row(ev, t, raw, now) for ev, t, raw in events]
         with unit_of_work(self.engine) as s:
             conn = s.connection()
-            p = _insert_chunks(conn, pack(gps, now)) if gps is not None else 0
+            p = insert_chunks(conn, pack(gps, now)) if gps is not None else 0
             e = _bulk(conn, "trajectory_platform_event", _EVENT_COLS, event_rows)
         return Stored(p, e)
 

@@ -28,7 +28,7 @@ PAGE = 200_000
 
 def upgrade() -> None:
     from services.trajectory.adapters.feeds import GpsColumns
-    from services.trajectory.adapters.store import pack
+    from services.trajectory.adapters.store import insert_chunks, pack
 
     rider = sa.String().with_variant(sa.String(collation="C"), "postgresql")
     op.create_table(
@@ -57,11 +57,7 @@ def upgrade() -> None:
             gps = GpsColumns(pl.Series([r[0] for r in rows], dtype=pl.String),
                              *(np.array([np.nan if r[k] is None else r[k] for r in rows], dtype=np.float64)
                                for k in (1, 2, 3, 4)), np.arange(len(rows)))
-            packed = pack(gps, received_at)
-            if packed:
-                conn.execute(sa.text("INSERT INTO trajectory_gps_chunk (rider_id, hour, digest, t0, t1, n, data, "
-                                     "received_at) VALUES (:rider_id, :hour, :digest, :t0, :t1, :n, :data, "
-                                     ":received_at) ON CONFLICT DO NOTHING"), packed)
+            insert_chunks(conn, pack(gps, received_at))
     op.drop_table("trajectory_gps_ping")
 
 
