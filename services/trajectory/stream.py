@@ -224,9 +224,9 @@ class PingConsumer:
     librdkafka's (confluent-kafka), which hands over a batch in about 0.9 us a record where
     aiokafka's pure-Python fetch takes 1.3-1.6 us (both measured on one core here). A batch (up to
     ``XJ_GPS_BATCH`` records, or what came within ``XJ_FEED_WITHIN_S``) is parsed and stored in one
-    unit of work while the next one is fetched; its offsets are committed once it is stored (at
-    least once; storing is idempotent), and partitions being taken away wait for the batch in
-    flight. Unreadable pings go to ``rider.gps.dlq``; while the database is away the batch is
+    unit of work while the next one is fetched; its offsets are committed (asynchronously) once it
+    is stored (at least once; storing is idempotent), and partitions being taken away wait for the
+    batch in flight. Unreadable pings go to ``rider.gps.dlq``; while the database is away the batch is
     retried and nothing more is read (back-pressure, nothing dead-lettered for it)."""
 
     def __init__(self, worker: Worker) -> None:
@@ -238,8 +238,16 @@ class PingConsumer:
     def _consumer(self, loop: asyncio.AbstractEventLoop) -> Any:
         from confluent_kafka import Consumer
 
-        def revoked(_consumer: Any, _partitions: Any) -> None:  # called in the thread polling
-            asyncio.run_coroutine_threadsafe(self.drain(), loop).result(timeout=120)
+        def revoked(_consumer: Any, _partitions: Any) -> None:  # called in the thread polling; must not raise
+            try:
+                asyncio.run_coroutine_threadsafe(self.drain(), loop).result(timeout=120)
+            except Exception:
+                logger.warning("rider.gps: the batch in flight was not stored before its partitions were taken "
+                               "away; their next owner reads it again", exc_info=True)
+
+        def committed(err: Any, _partitions: Any) -> None:
+            if err is not None:
+                logger.info("gps offsets not committed (%s): the partitions' next owner reads the batch again", err)
 
         n = self.settings.gps_batch
         consumer = Consumer({
@@ -249,7 +257,7 @@ class PingConsumer:
             # keep ten batches prefetched; librdkafka's default pause of 1 s once that many are
             # queued starves a consumer that keeps up (measured: 170k records/s -> 1.2M at 5 ms)
             "queued.min.messages": 10 * n, "fetch.queue.backoff.ms": 5, "max.partition.fetch.bytes": 4 << 20,
-            "logger": logging.getLogger("confluent_kafka"),
+            "logger": logging.getLogger("confluent_kafka"), "on_commit": committed,
         })
         consumer.subscribe([topics.GPS], on_revoke=revoked)
         return consumer
@@ -303,9 +311,8 @@ class PingConsumer:
         self.worker.stats["feeds"] += len(records)
         if not offsets:
             return
-        try:
-            await asyncio.to_thread(consumer.commit, offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                    asynchronous=False)
+        try:  # asynchronous: a synchronous commit waits for a rebalance that waits for this batch
+            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True)
         except (KafkaException, RuntimeError) as e:
             logger.info("gps offsets not committed (%s): the partitions' next owner reads the batch again", e)
 
