@@ -99,6 +99,9 @@ class Worker:
     tracker: GapTracker = field(init=False)
     _closes: asyncio.Queue[tuple[float, ClosedGap]] | None = None
     stats: dict[str, int] = field(default_factory=lambda: {"feeds": 0, "requests": 0, "flags": 0, "dead": 0})
+    # monotonic time at which every ping then on the broker had been read, and since stored; None
+    # while no ping consumer runs in this worker
+    gps_synced: float | None = None
 
     def __post_init__(self) -> None:
         self.tracker = GapTracker(self.params)
@@ -172,6 +175,7 @@ class Worker:
             closed_at, c = await self.closes.get()
             # settle from when the gap closed, not from when it is taken: a queue of gaps waits once
             await asyncio.sleep(max(0.0, closed_at + self.settings.gap_settle_s - time.monotonic()))
+            await self._pings_stored_since(closed_at)
             try:
                 mine = await asyncio.to_thread(self.store.claim_gap, c.rider_id, c.start,
                                                lease_s=self.settings.gap_lease_s)
@@ -180,6 +184,20 @@ class Worker:
                 continue
             if mine:
                 await self.flag(c)
+
+    async def _pings_stored_since(self, closed_at: float) -> None:
+        """Wait until the pings that were on the broker when the gap closed are stored (the ping
+        consumer caught up after that), or ``gap_sync_max_s`` -- a consumer far behind must not
+        hold every flag back; the gap is then judged on what is stored. This covers the worker's
+        own ``rider.gps`` partitions; with several workers a rider's pings may be another's (the
+        two topics are read in different consumer groups), which the settle time covers."""
+        deadline = closed_at + self.settings.gap_sync_max_s
+        while self.gps_synced is not None and self.gps_synced < closed_at:
+            if time.monotonic() >= deadline:
+                logger.warning("pings are behind by more than %.0f s; flagging a gap on what is stored",
+                               self.settings.gap_sync_max_s)
+                return
+            await asyncio.sleep(0.02)
 
     async def flag(self, c: ClosedGap) -> None:
         """Classify a claimed gap, publish its GapFlagged and mark it flagged (at least once: a
@@ -266,13 +284,18 @@ class PingConsumer:
         loop = asyncio.get_running_loop()
         consumer = await asyncio.to_thread(self._consumer, loop)
         poll: asyncio.Future[list[Any]] | None = None
+        self.worker.gps_synced = float("-inf")
         try:
             while True:
+                began = time.monotonic()
                 poll = asyncio.ensure_future(asyncio.to_thread(
                     consumer.consume, self.settings.gps_batch, self.settings.feed_within_s))
                 records = await asyncio.shield(poll)
+                caught_up = len(records) < self.settings.gps_batch  # what was there when it began is read
                 if records:
-                    await self._take(consumer, records)
+                    await self._take(consumer, records, began if caught_up else None)
+                elif self._inflight is None:  # nothing waiting in its partitions (or it has none)
+                    self._synced(began)
         finally:
             with contextlib.suppress(Exception):
                 if poll is not None:
@@ -280,7 +303,10 @@ class PingConsumer:
                 await self.drain()
             await asyncio.to_thread(consumer.close)
 
-    async def _take(self, consumer: Any, records: list[Any]) -> None:
+    def _synced(self, began: float) -> None:
+        self.worker.gps_synced = max(self.worker.gps_synced or float("-inf"), began)
+
+    async def _take(self, consumer: Any, records: list[Any], caught_up: float | None) -> None:
         """Parse a batch (while the one before is being stored), then hand it to the store."""
         good = [r for r in records if r.error() is None]  # librdkafka also hands over events, as errors
         for r in records if len(good) < len(records) else ():
@@ -292,7 +318,7 @@ class PingConsumer:
         await self.drain()
         last = {r.partition(): r for r in good}
         offsets = {(r.topic(), p): r.offset() + 1 for p, r in last.items()}
-        self._inflight = asyncio.create_task(self._store(consumer, good, gps, offsets))
+        self._inflight = asyncio.create_task(self._store(consumer, good, gps, offsets, caught_up))
 
     async def drain(self) -> None:
         """Wait for the batch in flight (stored and committed, or given up to a rebalance)."""
@@ -300,7 +326,8 @@ class PingConsumer:
         if task is not None:
             await task
 
-    async def _store(self, consumer: Any, records: list[Any], gps: Any, offsets: dict[tuple[str, int], int]) -> None:
+    async def _store(self, consumer: Any, records: list[Any], gps: Any, offsets: dict[tuple[str, int], int],
+                     caught_up: float | None) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
         try:  # the database away: waited for, nothing more read meanwhile
@@ -309,6 +336,8 @@ class PingConsumer:
             logger.warning("a batch of %d pings failed; storing them one by one", len(records), exc_info=True)
             await self.worker.feeds([record_message(r) for r in records])
         self.worker.stats["feeds"] += len(records)
+        if caught_up is not None:
+            self._synced(caught_up)
         if not offsets:
             return
         try:  # asynchronous: a synchronous commit waits for a rebalance that waits for this batch

@@ -216,6 +216,12 @@ class Stored:
 
 
 @dataclass(frozen=True)
+class Compacted:
+    groups: int  # rider-hours merged into a chunk each
+    chunks: int  # chunks they were
+
+
+@dataclass(frozen=True)
 class Purged:
     pings: int
     events: int
@@ -246,9 +252,10 @@ HOUR_S = 3600.0
 CHUNK_COLS = ("rider_id", "hour", "digest", "t0", "t1", "n", "data", "received_at")
 
 
-def pack(gps: GpsColumns, received_at: float) -> list[tuple[Any, ...]]:
+def pack(gps: GpsColumns, received_at: float | npt.NDArray[np.float64]) -> list[tuple[Any, ...]]:
     """Validated fixes as :class:`GpsChunk` rows (``CHUNK_COLS``): grouped by rider and hour,
-    repeats within the batch dropped, each chunk in time order. Vectorised: no Python step per fix."""
+    repeats within the batch dropped, each chunk in time order. Vectorised: no Python step per fix.
+    ``received_at``: one time for all, or one per fix (a chunk then takes the latest of its fixes')."""
     if not gps.t.size:
         return []
     acc = np.where(np.isnan(gps.accuracy), np.nan, gps.accuracy)  # one NaN bit pattern
@@ -271,7 +278,14 @@ def pack(gps: GpsColumns, received_at: float) -> list[tuple[Any, ...]]:
     ends = (starts + sizes) * FIX.itemsize
     return list(zip(names, hour[order[starts]].tolist(), digests.tolist(), t[starts].tolist(), t[starts + sizes - 1].tolist(),
                     sizes.tolist(), [data[a:b] for a, b in zip((starts * FIX.itemsize).tolist(), ends.tolist(), strict=True)],
-                    [received_at] * starts.size, strict=True))
+                    _latest(received_at, order, starts), strict=True))
+
+
+def _latest(received_at: float | npt.NDArray[np.float64], order: npt.NDArray[np.intp],
+            starts: npt.NDArray[np.intp]) -> list[float]:
+    if np.ndim(received_at) == 0:
+        return [float(received_at)] * starts.size
+    return np.maximum.reduceat(np.asarray(received_at, dtype=np.float64)[order], starts).tolist()  # type: ignore[no-any-return]
 
 
 def _hour(t: float) -> int:
@@ -301,6 +315,33 @@ def _trim_to_holds(conn: Connection, rows: Sequence[Any]) -> int:
         conn.execute(text(f"UPDATE trajectory_gps_chunk SET data = :d, n = :n, t0 = :a, t1 = :b {where}"),
                      {"d": kept.tobytes(), "n": int(kept.size), "a": float(kept["t"][0]), "b": float(kept["t"][-1]), **key})
     return out
+
+
+def _merge(conn: Connection, groups: Sequence[tuple[str, int]]) -> tuple[int, int]:
+    """Merge each (rider, hour)'s chunks into one. (rider-hours merged, chunks they were)."""
+    by: dict[tuple[str, int], list[tuple[int, bytes, float]]] = {}
+    for rider, hour in groups:  # one query per rider-hour: portable, and compaction is off the hot path
+        by[(rider, hour)] = [(int(r[0]), r[1], float(r[2])) for r in conn.execute(text(
+            "SELECT digest, data, received_at FROM trajectory_gps_chunk WHERE rider_id = :r AND hour = :h"),
+            {"r": rider, "h": hour})]
+    by = {g: rows for g, rows in by.items() if len(rows) > 1}
+    if not by:
+        return 0, 0
+    riders: list[str] = []
+    parts: list[npt.NDArray[np.void]] = []
+    received: list[npt.NDArray[np.float64]] = []
+    for (rider, _), rows in by.items():
+        fixes = unpack([d for _, d, _ in rows])
+        riders += [rider] * fixes.size
+        parts.append(fixes)
+        received.append(np.full(fixes.size, max(at for _, _, at in rows)))
+    fixes = np.concatenate(parts)
+    gps = GpsColumns(pl.Series(riders, dtype=pl.String), fixes["t"].copy(), fixes["lat"].copy(), fixes["lon"].copy(),
+                     fixes["accuracy"].copy(), np.arange(fixes.size))
+    conn.execute(text("DELETE FROM trajectory_gps_chunk WHERE rider_id = :r AND hour = :h AND digest = :k"),
+                 [{"r": rider, "h": hour, "k": d} for (rider, hour), rows in by.items() for d, _, _ in rows])
+    insert_chunks(conn, pack(gps, np.concatenate(received)))
+    return len(by), sum(len(rows) for rows in by.values())
 
 
 def unpack(blobs: Sequence[bytes], t0: float = -np.inf, t1: float = np.inf) -> npt.NDArray[np.void]:
@@ -447,6 +488,24 @@ class FeedStore:
                          {"cut": older_than})
             r = conn.execute(text("DELETE FROM trajectory_assessment_reply WHERE created_at < :cut"), {"cut": older_than})
             return Purged(pings, events, max(int(r.rowcount), 0))
+
+    def compact(self, received_since: float, closed_before: float, *, limit: int = 2000) -> Compacted:
+        """Merge the chunks of each rider-hour that got one since ``received_since`` and ended
+        before ``closed_before`` (phone clock) into one chunk of its distinct fixes, received when
+        the latest of them was. At live rates a batch holds a fix or two per rider, so a live
+        hour arrives as hundreds of chunks; merged, it is one row. Chunks that arrive for the hour
+        later are merged by a later run. Up to ``limit`` rider-hours a transaction."""
+        groups = chunks = 0
+        last = _hour(closed_before) - 1
+        with unit_of_work(self.engine) as s:
+            todo = [tuple(r) for r in s.connection().execute(text(
+                "SELECT DISTINCT rider_id, hour FROM trajectory_gps_chunk WHERE received_at >= :since AND hour <= :last"),
+                {"since": received_since, "last": last})]
+        for k in range(0, len(todo), limit):
+            with unit_of_work(self.engine) as s:
+                g, c = _merge(s.connection(), todo[k:k + limit])
+            groups, chunks = groups + g, chunks + c
+        return Compacted(groups, chunks)
 
     def pings(self, rider_id: str | None = None) -> int:
         """Distinct fixes stored (of one rider, or of all), as ``load_rider`` reads them."""

@@ -15,6 +15,7 @@ from services.trajectory.adapters.feeds import read_gps_messages, read_platform_
 from services.trajectory.adapters.store import (
     TABLE_PREFIX,
     VERSION_TABLE,
+    Compacted,
     FeedStore,
     downgrade,
     migrate,
@@ -182,6 +183,36 @@ def test_load_rider_has_whole_orders_that_overlap_the_window_and_the_presence_st
     # the last presence event of each platform before the window says the state at its start
     assert [(e.platform, e.online, e.t) for e in day.presence] == [
         ("meituan", True, T0 - 5 * 3600), ("eleme", False, T0 - 3 * 3600)]
+
+
+def chunk_rows(store, rider="R1"):
+    with store.engine.connect() as c:
+        return c.execute(sa.text("SELECT hour, n, received_at FROM trajectory_gps_chunk WHERE rider_id = :r "
+                                 "ORDER BY hour, received_at"), {"r": rider}).all()
+
+
+def test_compaction_merges_a_closed_hours_chunks_into_one_and_reads_the_same(store):
+    hour = int(T0 // 3600)
+    g = [ping(T0 + 5 * i, 23.74 + i * 1e-5, accuracy_m=4.0 + i % 3) for i in range(60)]
+    for k in range(12):  # live batches: a few fixes each, some sent twice
+        add_lines(store, g[5 * k:5 * k + 6], now=100.0 + k)
+    add_lines(store, [ping(T0 + 3600 + 5 * i) for i in range(3)], now=200.0)  # the next hour, still open
+    add_lines(store, [ping(T0 + 10, rider="R2")], now=50.0)  # received before the lookback
+    before = store.load_rider("R1", T0 - 1, T0 + 7300)
+    assert len(chunk_rows(store)) == 13
+
+    merged = store.compact(received_since=90.0, closed_before=T0 + 3600 + 3600)
+    assert (merged.groups, merged.chunks) == (1, 12)
+    assert chunk_rows(store) == [(hour, 60, 111.0), (hour + 1, 3, 200.0)]  # the latest receipt kept
+    after = store.load_rider("R1", T0 - 1, T0 + 7300)
+    for a, b in ((before.gps.t, after.gps.t), (before.gps.lat, after.gps.lat), (before.gps.accuracy, after.gps.accuracy)):
+        np.testing.assert_array_equal(a, b)
+    assert store.pings() == 64 and len(chunk_rows(store, "R2")) == 1
+
+    assert store.compact(received_since=90.0, closed_before=T0 + 7200) == Compacted(0, 0)  # nothing more to do
+    add_lines(store, [g[7], ping(T0 + 3001, 23.8)], now=300.0)  # a late chunk: one new fix
+    assert store.compact(received_since=250.0, closed_before=T0 + 7200) == Compacted(1, 2)
+    assert chunk_rows(store)[0] == (hour, 61, 300.0) and store.pings() == 65
 
 
 # ---------------------------------------------------------------- holds and retention
