@@ -294,7 +294,7 @@ class PingConsumer:
                 caught_up = len(records) < self.settings.gps_batch  # what was there when it began is read
                 if records:
                     await self._take(consumer, records, began if caught_up else None)
-                elif self._inflight is None:  # nothing waiting in its partitions (or it has none)
+                elif self._inflight is None or self._inflight.done():  # nothing waiting in its partitions
                     self._synced(began)
         finally:
             with contextlib.suppress(Exception):

@@ -67,7 +67,8 @@ def read_since(bootstrap: str, topic: str, since: dict[TopicPartition, int], unt
 def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fresh_database, tmp_path: Path) -> None:
     url = fresh_database("postgresql")
     env = {**os.environ, "XJ_DATABASE_URL": url, "XJ_DATA_DIR": str(tmp_path), "XJ_KAFKA_BOOTSTRAP": kafka_bootstrap,
-           "XJ_WORKER_GROUP": f"xj-test-{uuid.uuid4().hex[:8]}", "XJ_GAP_SETTLE_S": "0.2"}
+           "XJ_WORKER_GROUP": f"xj-test-{uuid.uuid4().hex[:8]}", "XJ_GAP_SETTLE_S": "0.2",
+           "XJ_GAP_SYNC_MAX_S": "120"}  # a ping watermark that never moved would hold the flags past the wait below
     feeds = load_dir(SEED, "Asia/Shanghai")
     [day] = feeds.days.values()
     rider = day.rider_id
@@ -128,6 +129,40 @@ def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fres
         engine.dispose()
         assert pings and pings > 800 and holds == 1
         print(f"seed case: {len(flags)} gaps flagged within {latency:.1f} s of the replay's start")
+
+        # live: a rider's pings stored and the stream quiet, then the delivery and the next order's
+        # events; the gap is judged at once (the worker's ping watermark moves while nothing comes)
+        live = f"R-LIVE-{uuid.uuid4().hex[:6]}"
+        seed = [orjson.loads(x) for x in (SEED / "platform.jsonl").read_bytes().splitlines() if x.strip()]
+        split = next(i for i, e in enumerate(seed) if e["type"] == "delivered")
+        prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+
+        def send(topic: str, values: list[bytes]) -> None:
+            for v in values:
+                prod.send(topic, key=live.encode(), value=v)
+            prod.flush()
+
+        def events(part: list[dict]) -> list[bytes]:
+            return [orjson.dumps({**e, "rider_id": live, "event_id": f"{live}-{e['event_id']}"}) for e in part]
+
+        send(topics.GPS, [x.replace(rider.encode(), live.encode())
+                          for x in (SEED / "gps.jsonl").read_bytes().splitlines() if x.strip()])
+        send(topics.PLATFORM_EVENTS, events(seed[:split]))
+        engine = create_engine(url)
+        deadline = time.monotonic() + 60
+        while FeedStore(engine).pings(live) < 890 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        engine.dispose()
+        time.sleep(1.0)  # quiet
+        since_live = end_offsets(kafka_bootstrap, topics.GAP_FLAGGED)
+        sent = time.monotonic()
+        send(topics.PLATFORM_EVENTS, events(seed[split:split + 3]))
+        got = read_since(kafka_bootstrap, topics.GAP_FLAGGED, since_live,
+                         lambda recs: any(m.key == live.encode() for m in recs), timeout=60)
+        took = time.monotonic() - sent
+        [flag] = [orjson.loads(m.value)["data"] for m in got if m.key == live.encode()]
+        assert flag["phase"] == "connecting" and took < 15, (flag, took)  # settle 0.2 s; a stuck watermark: 120 s
+        prod.close()
     finally:
         worker.terminate()
         try:
