@@ -321,7 +321,7 @@ class PingConsumer:
         self._inflight = asyncio.create_task(self._store(consumer, good, gps, offsets, caught_up))
 
     async def drain(self) -> None:
-        """Wait for the batch in flight (stored and committed, or given up to a rebalance)."""
+        """Wait for the batch in flight (stored and its offsets sent to be committed)."""
         task, self._inflight = self._inflight, None
         if task is not None:
             await task
