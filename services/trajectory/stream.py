@@ -124,6 +124,8 @@ class Worker:
         self.stats["feeds"] += len(batch)
 
     async def requests(self, batch: Sequence[Message]) -> None:
+        await self.pings_stored_since(time.monotonic())  # a rider's pings in the consumer's lag are evidence too
+
         async def handle(msgs: Sequence[Message]) -> None:
             await service.handle_assessment_requests(self.store, self.publisher, msgs, self.params,
                                                      self.settings.timezone, reject=self.reject)
@@ -175,7 +177,7 @@ class Worker:
             closed_at, c = await self.closes.get()
             # settle from when the gap closed, not from when it is taken: a queue of gaps waits once
             await asyncio.sleep(max(0.0, closed_at + self.settings.gap_settle_s - time.monotonic()))
-            await self._pings_stored_since(closed_at)
+            await self.pings_stored_since(closed_at)
             try:
                 mine = await asyncio.to_thread(self.store.claim_gap, c.rider_id, c.start,
                                                lease_s=self.settings.gap_lease_s)
@@ -185,16 +187,17 @@ class Worker:
             if mine:
                 await self.flag(c)
 
-    async def _pings_stored_since(self, closed_at: float) -> None:
-        """Wait until the pings that were on the broker when the gap closed are stored (the ping
-        consumer caught up after that), or ``gap_sync_max_s`` -- a consumer far behind must not
-        hold every flag back; the gap is then judged on what is stored. This covers the worker's
-        own ``rider.gps`` partitions; with several workers a rider's pings may be another's (the
-        two topics are read in different consumer groups), which the settle time covers."""
-        deadline = closed_at + self.settings.gap_sync_max_s
-        while self.gps_synced is not None and self.gps_synced < closed_at:
+    async def pings_stored_since(self, since: float) -> None:
+        """Wait until the pings that were on the broker at ``since`` (monotonic) are stored (the
+        ping consumer caught up after that), or ``gap_sync_max_s`` -- a consumer far behind must
+        not hold every flag and answer back; they are then made on what is stored. Gaps are
+        judged and assessment requests answered after this. It covers the worker's own
+        ``rider.gps`` partitions; with several workers a rider's pings may be another's (the two
+        topics are read in different consumer groups), which only the settle time covers."""
+        deadline = since + self.settings.gap_sync_max_s
+        while self.gps_synced is not None and self.gps_synced < since:
             if time.monotonic() >= deadline:
-                logger.warning("pings are behind by more than %.0f s; flagging a gap on what is stored",
+                logger.warning("pings are behind by more than %.0f s; going on with what is stored",
                                self.settings.gap_sync_max_s)
                 return
             await asyncio.sleep(0.02)
