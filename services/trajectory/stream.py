@@ -296,7 +296,7 @@ class PingConsumer:
                 records = await asyncio.shield(poll)
                 caught_up = len(records) < self.settings.gps_batch  # what was there when it began is read
                 if records:
-                    await self._take(consumer, records, began if caught_up else None)
+                    await self._take(consumer, records, synced_at=began if caught_up else None)
                 elif self._inflight is None or self._inflight.done():  # nothing waiting in its partitions
                     self._synced(began)
         finally:
@@ -309,19 +309,21 @@ class PingConsumer:
     def _synced(self, began: float) -> None:
         self.worker.gps_synced = max(self.worker.gps_synced or float("-inf"), began)
 
-    async def _take(self, consumer: Any, records: list[Any], caught_up: float | None) -> None:
-        """Parse a batch (while the one before is being stored), then hand it to the store."""
+    async def _take(self, consumer: Any, records: list[Any], synced_at: float | None) -> None:
+        """Parse a batch (while the one before is being stored), then hand it to the store;
+        ``synced_at``: the watermark to set once it is stored (None: more was waiting)."""
         good = [r for r in records if r.error() is None]  # librdkafka also hands over events, as errors
-        for r in records if len(good) < len(records) else ():
-            if r.error() is not None:
-                logger.warning("rider.gps: %s", r.error())
+        if len(good) < len(records):
+            for r in records:
+                if r.error() is not None:
+                    logger.warning("rider.gps: %s", r.error())
         gps, bad = await asyncio.to_thread(service.read_pings, [r.value() or b"" for r in good], self.settings.timezone)
         for i, reason in bad:
             await self.worker.reject(record_message(good[i]), reason)
         await self.drain()
         last = {r.partition(): r for r in good}
         offsets = {(r.topic(), p): r.offset() + 1 for p, r in last.items()}
-        self._inflight = asyncio.create_task(self._store(consumer, good, gps, offsets, caught_up))
+        self._inflight = asyncio.create_task(self._store(consumer, good, gps, offsets, synced_at))
 
     async def drain(self) -> None:
         """Wait for the batch in flight (stored and its offsets sent to be committed)."""
@@ -330,7 +332,7 @@ class PingConsumer:
             await task
 
     async def _store(self, consumer: Any, records: list[Any], gps: Any, offsets: dict[tuple[str, int], int],
-                     caught_up: float | None) -> None:
+                     synced_at: float | None) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
         try:  # the database away: waited for, nothing more read meanwhile
@@ -339,8 +341,8 @@ class PingConsumer:
             logger.warning("a batch of %d pings failed; storing them one by one", len(records), exc_info=True)
             await self.worker.feeds([record_message(r) for r in records])
         self.worker.stats["feeds"] += len(records)
-        if caught_up is not None:
-            self._synced(caught_up)
+        if synced_at is not None:
+            self._synced(synced_at)
         if not offsets:
             return
         try:  # asynchronous: a synchronous commit waits for a rebalance that waits for this batch

@@ -31,7 +31,17 @@ import numpy.typing as npt
 import orjson
 import polars as pl
 import psycopg
-from sqlalchemy import BigInteger, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
@@ -247,9 +257,8 @@ def _bulk(conn: Connection, table: str, cols: Sequence[str], rows: list[tuple[An
 
 FIX = np.dtype([("t", "<f8"), ("lat", "<f8"), ("lon", "<f8"), ("accuracy", "<f8")])  # a fix in a chunk
 HOUR_S = 3600.0
-
-
 CHUNK_COLS = ("rider_id", "hour", "digest", "t0", "t1", "n", "data", "received_at")
+_CHUNK_TYPES = ("text", "int8", "int8", "float8", "float8", "int4", "bytea", "float8")  # for binary COPY
 
 
 def pack(gps: GpsColumns, received_at: float | npt.NDArray[np.float64]) -> list[tuple[Any, ...]]:
@@ -319,11 +328,11 @@ def _trim_to_holds(conn: Connection, rows: Sequence[Any]) -> int:
 
 def _merge(conn: Connection, groups: Sequence[tuple[str, int]]) -> tuple[int, int]:
     """Merge each (rider, hour)'s chunks into one. (rider-hours merged, chunks they were)."""
+    table = GpsChunk.__table__  # type: ignore[attr-defined]
     by: dict[tuple[str, int], list[tuple[int, bytes, float]]] = {}
-    for rider, hour in groups:  # one query per rider-hour: portable, and compaction is off the hot path
-        by[(rider, hour)] = [(int(r[0]), r[1], float(r[2])) for r in conn.execute(text(
-            "SELECT digest, data, received_at FROM trajectory_gps_chunk WHERE rider_id = :r AND hour = :h"),
-            {"r": rider, "h": hour})]
+    for r in conn.execute(select(table.c.rider_id, table.c.hour, table.c.digest, table.c.data, table.c.received_at)
+                          .where(tuple_(table.c.rider_id, table.c.hour).in_(groups))):
+        by.setdefault((r[0], int(r[1])), []).append((int(r[2]), r[3], float(r[4])))
     by = {g: rows for g, rows in by.items() if len(rows) > 1}
     if not by:
         return 0, 0
@@ -392,9 +401,6 @@ def insert_chunks(conn: Connection, chunks: list[tuple[Any, ...]]) -> int:
         return sum(int(r[0]) for r in cur.fetchall())
     finally:
         cur.close()
-
-
-_CHUNK_TYPES = ("text", "int8", "int8", "float8", "float8", "int4", "bytea", "float8")
 
 
 class FeedStore:
