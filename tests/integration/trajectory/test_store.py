@@ -88,6 +88,28 @@ def test_downgrade_removes_only_its_own_tables(engine):
     assert "mediation_case" in names
 
 
+def test_migration_0004_moves_stored_pings_into_chunks_and_back(engine):
+    migrate(engine, "0003")
+    rows = [{"r": r, "t": T0 + 5 * i, "k": 1000 * j + i, "lat": 23.74 + i * 1e-5, "lon": 114.7,
+             "acc": None if i % 4 == 0 else 3.0 + i % 3, "at": 100.0 + (i >= 30)}
+            for j, r in enumerate(("R1", "骑手-2")) for i in range(60)]
+    with engine.begin() as c:
+        c.execute(sa.text("INSERT INTO trajectory_gps_ping (rider_id, t, k, lat, lon, accuracy, received_at) "
+                          "VALUES (:r, :t, :k, :lat, :lon, :acc, :at)"), rows)
+    migrate(engine)
+    store = FeedStore(engine)
+    assert store.pings() == 120 and "trajectory_gps_ping" not in sa.inspect(engine).get_table_names()
+    day = store.load_rider("骑手-2", T0 - 1, T0 + 1000)
+    mine = [x for x in rows if x["r"] == "骑手-2"]
+    np.testing.assert_array_equal(day.gps.t, [x["t"] for x in mine])
+    np.testing.assert_array_equal(day.gps.accuracy, [np.nan if x["acc"] is None else x["acc"] for x in mine])
+    downgrade(engine, "0003")
+    with engine.connect() as c:
+        back = c.execute(sa.text("SELECT rider_id, t, lat, accuracy, received_at FROM trajectory_gps_ping "
+                                 "ORDER BY rider_id, t")).all()
+    assert [tuple(b) for b in back] == sorted((x["r"], x["t"], x["lat"], x["acc"], x["at"]) for x in rows)
+
+
 # ---------------------------------------------------------------- writes
 
 def test_the_same_feeds_delivered_twice_are_stored_once(store):
