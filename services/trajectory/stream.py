@@ -52,7 +52,10 @@ from shared.events import GapFlagged
 
 logger = logging.getLogger(__name__)
 
-APP_ID = "xianjie-trajectory"  # the consumer group of every trajectory worker
+APP_ID = "xianjie-trajectory"
+# an empty poll this soon after partitions are assigned may only mean their first fetch is still on
+# its way (0.75 s measured on a freshly formatted broker), not that nothing is waiting in them
+ASSIGN_GRACE_S = 2.0  # the consumer group of every trajectory worker
 
 
 def consumer_groups(worker_group: str) -> dict[str, tuple[str, ...]]:
@@ -254,12 +257,17 @@ class PingConsumer:
         self.worker = worker
         self.settings = worker.settings
         self._inflight: asyncio.Task[None] | None = None
+        self._assigned_at = float("inf")  # when it was last given its partitions (monotonic)
         self.group = next(g for g, names in consumer_groups(self.settings.worker_group).items() if topics.GPS in names)
 
     def _consumer(self, loop: asyncio.AbstractEventLoop) -> Any:
         from confluent_kafka import Consumer
 
+        def assigned(_consumer: Any, _partitions: Any) -> None:  # called in the thread polling
+            self._assigned_at = time.monotonic()
+
         def revoked(_consumer: Any, _partitions: Any) -> None:  # called in the thread polling; must not raise
+            self._assigned_at = float("inf")
             try:
                 asyncio.run_coroutine_threadsafe(self.drain(), loop).result(timeout=120)
             except Exception:
@@ -280,7 +288,7 @@ class PingConsumer:
             "queued.min.messages": 10 * n, "fetch.queue.backoff.ms": 5, "max.partition.fetch.bytes": 4 << 20,
             "logger": logging.getLogger("confluent_kafka"), "on_commit": committed,
         })
-        consumer.subscribe([topics.GPS], on_revoke=revoked)
+        consumer.subscribe([topics.GPS], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
         return consumer
 
     async def run(self) -> None:
@@ -297,8 +305,8 @@ class PingConsumer:
                 caught_up = len(records) < self.settings.gps_batch  # what was there when it began is read
                 if records:
                     await self._take(consumer, records, synced_at=began if caught_up else None)
-                elif self._inflight is None or self._inflight.done():  # nothing waiting in its partitions
-                    self._synced(began)
+                elif began > self._assigned_at + ASSIGN_GRACE_S and (self._inflight is None or self._inflight.done()):
+                    self._synced(began)  # nothing waiting in its partitions (or it was given none)
         finally:
             with contextlib.suppress(Exception):
                 if poll is not None:
