@@ -258,43 +258,103 @@ def _bulk(conn: Connection, table: str, cols: Sequence[str], rows: list[tuple[An
 FIX = np.dtype([("t", "<f8"), ("lat", "<f8"), ("lon", "<f8"), ("accuracy", "<f8")])  # a fix in a chunk
 HOUR_S = 3600.0
 CHUNK_COLS = ("rider_id", "hour", "digest", "t0", "t1", "n", "data", "received_at")
-_CHUNK_TYPES = ("text", "int8", "int8", "float8", "float8", "int4", "bytea", "float8")  # for binary COPY
 
 
-def pack(gps: GpsColumns, received_at: float | npt.NDArray[np.float64]) -> list[tuple[Any, ...]]:
-    """Validated fixes as :class:`GpsChunk` rows (``CHUNK_COLS``): grouped by rider and hour,
-    repeats within the batch dropped, each chunk in time order. Vectorised: no Python step per fix.
+@dataclass(frozen=True)
+class Chunks:
+    """:class:`GpsChunk` rows as columns; chunk ``k``'s fixes are ``fixes[start[k]:start[k] + n[k]]``."""
+
+    rider: list[str]
+    hour: npt.NDArray[np.int64]
+    digest: npt.NDArray[np.int64]
+    t0: npt.NDArray[np.float64]
+    t1: npt.NDArray[np.float64]
+    n: npt.NDArray[np.int64]
+    received_at: npt.NDArray[np.float64]
+    fixes: npt.NDArray[np.void]
+    start: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.rider)
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """As tuples of ``CHUNK_COLS``."""
+        data, w = self.fixes.tobytes(), FIX.itemsize
+        blobs = [data[a * w:(a + k) * w] for a, k in zip(self.start.tolist(), self.n.tolist(), strict=True)]
+        return list(zip(self.rider, self.hour.tolist(), self.digest.tolist(), self.t0.tolist(), self.t1.tolist(),
+                        self.n.tolist(), blobs, self.received_at.tolist(), strict=True))
+
+
+def pack(gps: GpsColumns, received_at: float | npt.NDArray[np.float64]) -> Chunks:
+    """Validated fixes as :class:`GpsChunk` rows: grouped by rider and hour, repeats within the
+    batch dropped, each chunk in time order. Vectorised: no Python step per fix.
     ``received_at``: one time for all, or one per fix (a chunk then takes the latest of its fixes')."""
-    if not gps.t.size:
-        return []
     acc = np.where(np.isnan(gps.accuracy), np.nan, gps.accuracy)  # one NaN bit pattern
     ident = _mix(ping_keys(gps.lat, gps.lon, acc).view(np.uint64) ^ gps.t.view(np.uint64))  # a fix, with its time
     codes = gps.rider.cast(pl.Categorical).to_physical().to_numpy()
     hour = np.floor(gps.t / HOUR_S).astype(np.int64)
     order = np.lexsort((ident, gps.t, hour, codes))
     c, h, i = codes[order], hour[order], ident[order]
-    new_chunk = np.r_[True, (c[1:] != c[:-1]) | (h[1:] != h[:-1])]
-    first = new_chunk | np.r_[True, i[1:] != i[:-1]]  # a fix repeated within the batch sits next to itself
+    new_chunk = np.r_[True, (c[1:] != c[:-1]) | (h[1:] != h[:-1])][: order.size]
+    first = new_chunk | np.r_[True, i[1:] != i[:-1]][: order.size]  # a repeat within the batch sits next to itself
     order, new_chunk, i = order[first], new_chunk[first], i[first]
     starts = np.flatnonzero(new_chunk)
-    sizes = np.diff(np.r_[starts, order.size])
-    digests = (_mix(np.add.reduceat(i, starts) ^ sizes.astype(np.uint64)) >> np.uint64(1)).astype(np.int64)
+    sizes = np.diff(np.r_[starts, order.size]).astype(np.int64)
+    digests = (_mix(np.add.reduceat(i, starts) ^ sizes.astype(np.uint64)) >> np.uint64(1)).astype(np.int64) \
+        if starts.size else np.empty(0, np.int64)
     fixes = np.empty(order.size, dtype=FIX)
     fixes["t"], fixes["lat"], fixes["lon"], fixes["accuracy"] = gps.t[order], gps.lat[order], gps.lon[order], acc[order]
-    data = fixes.tobytes()
-    names = gps.rider.gather(order[starts]).to_list()
-    t = fixes["t"]
-    ends = (starts + sizes) * FIX.itemsize
-    return list(zip(names, hour[order[starts]].tolist(), digests.tolist(), t[starts].tolist(), t[starts + sizes - 1].tolist(),
-                    sizes.tolist(), [data[a:b] for a, b in zip((starts * FIX.itemsize).tolist(), ends.tolist(), strict=True)],
-                    _latest(received_at, order, starts), strict=True))
-
-
-def _latest(received_at: float | npt.NDArray[np.float64], order: npt.NDArray[np.intp],
-            starts: npt.NDArray[np.intp]) -> list[float]:
     if np.ndim(received_at) == 0:
-        return [float(received_at)] * starts.size
-    return np.maximum.reduceat(np.asarray(received_at, dtype=np.float64)[order], starts).tolist()  # type: ignore[no-any-return]
+        at = np.full(starts.size, float(received_at))
+    else:
+        at = np.maximum.reduceat(np.asarray(received_at, dtype=np.float64)[order], starts) \
+            if starts.size else np.empty(0)
+    return Chunks(gps.rider.gather(order[starts]).to_list(), hour[order[starts]], digests, fixes["t"][starts],
+                  fixes["t"][starts + sizes - 1], sizes, at, fixes, starts.astype(np.int64))
+
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_MID = np.dtype([("l0", ">i4"), ("hour", ">i8"), ("l1", ">i4"), ("digest", ">i8"), ("l2", ">i4"), ("t0", ">f8"),
+                 ("l3", ">i4"), ("t1", ">f8"), ("l4", ">i4"), ("n", ">i4"), ("ldata", ">i4")])  # after rider_id
+_TAIL = np.dtype([("l", ">i4"), ("received_at", ">f8")])  # after data
+
+
+def _binary_copy(ch: Chunks) -> bytes:
+    """The chunks in PostgreSQL's binary COPY format (columns ``CHUNK_COLS``), built by numpy
+    without a Python step per row: each row is the field count, the rider id, the fixed-size
+    fields, the fixes as they lie in ``ch.fixes`` and the receipt time, each field after its length."""
+    m, w = len(ch), FIX.itemsize
+    names = "".join(ch.rider).encode()
+    lens = np.fromiter((len(r.encode()) for r in ch.rider), dtype=np.int64, count=m)
+    dlen = ch.n * w
+    row = 2 + 4 + lens + _MID.itemsize + dlen + _TAIL.itemsize
+    at = len(_COPY_HEADER) + np.concatenate(([0], np.cumsum(row)[:-1])).astype(np.int64)
+    buf = np.empty(len(_COPY_HEADER) + int(row.sum()) + 2, dtype=np.uint8)
+
+    def put(where: npt.NDArray[np.int64], values: npt.NDArray[Any]) -> None:
+        k = values.dtype.itemsize
+        buf[where[:, None] + np.arange(k)] = values.view(np.uint8).reshape(m, k)
+
+    def spread(where: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64], flat: bytes) -> None:
+        before = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        buf[np.repeat(where - before, sizes) + np.arange(int(sizes.sum()))] = np.frombuffer(flat, dtype=np.uint8)
+
+    buf[: len(_COPY_HEADER)] = np.frombuffer(_COPY_HEADER, dtype=np.uint8)
+    head = np.empty(m, dtype=[("fields", ">i2"), ("l", ">i4")])
+    head["fields"], head["l"] = len(CHUNK_COLS), lens
+    put(at, head)
+    spread(at + 6, lens, names)
+    mid = np.empty(m, dtype=_MID)
+    mid["l0"] = mid["l1"] = mid["l2"] = mid["l3"] = 8
+    mid["l4"] = 4
+    mid["hour"], mid["digest"], mid["t0"], mid["t1"], mid["n"], mid["ldata"] = ch.hour, ch.digest, ch.t0, ch.t1, ch.n, dlen
+    put(at + 6 + lens, mid)
+    spread(at + 6 + lens + _MID.itemsize, dlen, ch.fixes.tobytes())  # chunk k's fixes follow chunk k-1's
+    tail = np.empty(m, dtype=_TAIL)
+    tail["l"], tail["received_at"] = 8, ch.received_at
+    put(at + 6 + lens + _MID.itemsize + dlen, tail)
+    buf[-2:] = 0xFF  # the trailer: a field count of -1
+    return buf.tobytes()
 
 
 def _hour(t: float) -> int:
@@ -362,35 +422,34 @@ def unpack(blobs: Sequence[bytes], t0: float = -np.inf, t1: float = np.inf) -> n
     return fixes[np.argsort(fixes["t"], kind="stable")]
 
 
-def insert_chunks(conn: Connection, chunks: list[tuple[Any, ...]]) -> int:
-    """Store chunks (rows of ``CHUNK_COLS``); one stored already is skipped. Fixes in the chunks
-    written. On PostgreSQL by binary COPY, or, when some are stored already (a redelivered batch),
-    through a temporary table and ``INSERT ... ON CONFLICT DO NOTHING``."""
-    if not chunks:
+def insert_chunks(conn: Connection, chunks: Chunks) -> int:
+    """Store chunks; one stored already is skipped. Fixes in the chunks written. On PostgreSQL by
+    binary COPY, or, when some are stored already (a redelivered batch), through a temporary table
+    and ``INSERT ... ON CONFLICT DO NOTHING``; on SQLite through a temporary table."""
+    if not len(chunks):
         return 0
     cols = ", ".join(CHUNK_COLS)
     if conn.dialect.name != "postgresql":  # SQLite: through a temporary table, to learn which were new
         conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS trajectory_chunk_in AS "
                              "SELECT * FROM trajectory_gps_chunk WHERE 0")
         conn.exec_driver_sql(f"INSERT INTO trajectory_chunk_in ({cols}) VALUES ({', '.join('?' * len(CHUNK_COLS))})",
-                             chunks)
+                             chunks.rows())
         new = conn.exec_driver_sql(f"INSERT INTO trajectory_gps_chunk ({cols}) SELECT {cols} FROM trajectory_chunk_in "
                                    "WHERE true ON CONFLICT DO NOTHING RETURNING n").all()
         conn.exec_driver_sql("DELETE FROM trajectory_chunk_in")
         return sum(int(r[0]) for r in new)
+    data = _binary_copy(chunks)
     cur = conn.connection.driver_connection.cursor()  # psycopg 3, inside the unit of work's transaction
 
     def copy(table: str) -> None:
         with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT binary)") as cp:
-            cp.set_types(_CHUNK_TYPES)
-            for c in chunks:
-                cp.write_row(c)
+            cp.write(data)
 
     try:
         try:
             with conn.begin_nested():
                 copy("trajectory_gps_chunk")
-            return sum(c[5] for c in chunks)
+            return int(chunks.n.sum())
         except psycopg.errors.UniqueViolation:
             pass  # some are stored already: rolled back to the savepoint, merged below
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS trajectory_chunk_in "

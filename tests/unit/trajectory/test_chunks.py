@@ -27,7 +27,7 @@ def test_a_chunk_per_rider_and_hour_in_time_order_with_repeats_dropped():
             ("A", T0 + 20, 23.1, 5.0),  # a repeat within the batch
             ("A", T0 + 20, 23.1, 6.0),  # same time and place, another accuracy: another fix
             ("A", T0 + 3600, 23.3, None), ("B", T0 + 5, 23.4, 3.0)]
-    chunks = pack(fixes(rows), received_at=42.0)
+    chunks = pack(fixes(rows), received_at=42.0).rows()
     got = {(c[COL["rider_id"]], c[COL["hour"]]): c for c in chunks}
     h = int(T0 // 3600)
     assert set(got) == {("A", h), ("A", h + 1), ("B", h), ("B", h + 1)}
@@ -41,17 +41,17 @@ def test_a_chunk_per_rider_and_hour_in_time_order_with_repeats_dropped():
 
 def test_the_digest_is_the_set_of_fixes_not_their_order():
     rows = [("A", T0 + 5 * i, 23.0 + i * 1e-4, 4.0) for i in range(20)]
-    (one,) = pack(fixes(rows), 1.0)
-    (other_order,) = pack(fixes(rows[::-1] + rows[:3]), 2.0)
-    (fewer,) = pack(fixes(rows[1:]), 1.0)
+    (one,) = pack(fixes(rows), 1.0).rows()
+    (other_order,) = pack(fixes(rows[::-1] + rows[:3]), 2.0).rows()
+    (fewer,) = pack(fixes(rows[1:]), 1.0).rows()
     assert one[COL["digest"]] == other_order[COL["digest"]] and one[COL["data"]] == other_order[COL["data"]]
     assert fewer[COL["digest"]] != one[COL["digest"]]
 
 
 def test_unpack_reads_a_fix_stored_in_two_chunks_once_within_the_window():
     rows = [("A", T0 + 5 * i, 23.0 + i * 1e-4, None) for i in range(10)]
-    (first,) = pack(fixes(rows[:6]), 1.0)
-    (second,) = pack(fixes(rows[4:]), 2.0)  # a redelivery overlapping the first batch
+    (first,) = pack(fixes(rows[:6]), 1.0).rows()
+    (second,) = pack(fixes(rows[4:]), 2.0).rows()  # a redelivery overlapping the first batch
     got = unpack([second[COL["data"]], first[COL["data"]]], T0 + 10, T0 + 40)
     assert got["t"].tolist() == [T0 + 5 * i for i in range(2, 9)]
     assert unpack([]).size == 0
