@@ -148,7 +148,7 @@ class GapFlagged(Event):
     start: datetime
     end: datetime
     phase: str
-    continuous_delivery: bool
+    continuous_delivery: bool | None  # None: undetermined (insufficient_data), never "no"
     previous_order: str | None = None
     next_order: str | None = None
     why: str = ""
@@ -194,7 +194,7 @@ class EvidenceReady(CaseEvent):
     packet_id: str
     packet_sha256: str
     phase: str
-    continuous_delivery: bool
+    continuous_delivery: bool | None  # None: undetermined (insufficient_data), never "no"
 
 
 @event

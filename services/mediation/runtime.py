@@ -72,7 +72,7 @@ async def on_assessments(mediation: Mediation, key_dir: Any, poke: asyncio.Event
             packet = await run_in_threadpool(packet_for, mediation, ev, key_dir)
             await run_in_threadpool(mediation.store_packet, case_id=ev.case_id, request_id=ev.request_id,
                                     packet=packet, phase=str(ev.assessment.get("phase")),
-                                    continuous=bool(ev.assessment.get("continuous_delivery")))
+                                    continuous=ev.assessment.get("continuous_delivery"))
         elif isinstance(ev, AssessmentFailed):
             await run_in_threadpool(mediation.evidence_failed, case_id=ev.case_id, request_id=ev.request_id,
                                     reason=ev.reason)

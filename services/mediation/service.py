@@ -300,7 +300,7 @@ class Mediation:
     # ------------------------------------------------------------ evidence
 
     def store_packet(self, *, case_id: str, request_id: str, packet: dict[str, Any], phase: str,
-                     continuous: bool) -> None:
+                     continuous: bool | None) -> None:
         """Called when the trajectory service's assessment has been made into a signed packet."""
         now = self.clock()
         from services.mediation.packet.canonical import dump_packet

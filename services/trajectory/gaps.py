@@ -60,7 +60,7 @@ class Flag:
     next_order: str | None
 
     @property
-    def continuous_delivery(self) -> bool:
+    def continuous_delivery(self) -> bool | None:
         return self.phase.continuous_delivery
 
 

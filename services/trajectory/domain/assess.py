@@ -66,7 +66,7 @@ def assess(a: DayAnalysis, inc: Incident, params: Params, fmt_time: Any,
     }
     if not tl.orders and not tl.online and len(a.grid) == 0:
         phase = Phase.INSUFFICIENT_DATA
-        result.update(phase=phase.value, continuous_delivery=False)
+        result.update(phase=phase.value, continuous_delivery=None)
         says.append(("no_data", {}))
     if prev is not None and prev.ended is not None:
         result["previous_order"] = {"order_id": prev.order_id, "platform": prev.platform,

@@ -24,7 +24,10 @@ class Phase(StrEnum):
     INSUFFICIENT_DATA = "insufficient_data"
 
     @property
-    def continuous_delivery(self) -> bool:
+    def continuous_delivery(self) -> bool | None:
+        """True for the four phases of rule 5, None (undetermined, never "no") for an abstention."""
+        if self is Phase.INSUFFICIENT_DATA:
+            return None
         return self in CONTINUOUS
 
 
