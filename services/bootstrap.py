@@ -117,7 +117,12 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
 def _mount_extras(app: Any, container: Any, engine: Engine, settings: Settings) -> None:
     """Routers of the other services and the web pages, served by the same HTTP server."""
     from services.mediation.web import mount as mount_web
+    from services.trajectory.api import make_router as feed_router
+    from services.trajectory.runtime import open_store
 
+    # the feeds' owner takes them in, on the same server: stored before the answer, in the store
+    # every trajectory worker reads
+    app.include_router(feed_router(open_store(engine), container.require_feeder, settings.timezone))
     mount_web(app, container, engine, settings)
     try:
         from services.notify.api import make_router

@@ -105,7 +105,3 @@ class WebhookIn(Strict):
     url: Annotated[str, Field(pattern=r"^https?://", max_length=500)]
     secret: Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$", max_length=200)]
 
-
-class FeedResult(BaseModel):
-    accepted: int
-    rejected: list[dict[str, object]]

@@ -27,7 +27,14 @@ import orjson
 import polars as pl
 from sqlalchemy.exc import OperationalError
 
-from services.trajectory.adapters.feeds import GpsColumns, read_gps_messages, read_platform_messages
+from services.trajectory.adapters.feeds import (
+    GpsColumns,
+    Problem,
+    read_gps,
+    read_gps_messages,
+    read_platform,
+    read_platform_messages,
+)
 from services.trajectory.adapters.store import FeedStore
 from services.trajectory.domain.assess import DayAnalysis, analyse, assess
 from services.trajectory.domain.model import Incident, Params, RiderDay
@@ -110,6 +117,46 @@ def ingest(store: FeedStore, messages: Sequence[Message], *, tz: str = DEFAULT_T
     received = time.time() if now is None else now
     stored = _retrying(lambda: store.add(gps=gps, events=events, received_at=received))
     return FeedBatchResult(len(messages), stored.pings, stored.events, len(bad)), bad
+
+
+# ---------------------------------------------------------------- uploads (POST /feeds/*)
+
+@dataclass(frozen=True)
+class Intake:
+    """What an upload did: lines stored now, lines stored before (or repeated in the upload), and
+    the lines refused with their number and why. ``accepted`` counts both stored kinds."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[Problem]
+
+
+def take_gps(store: FeedStore, body: bytes, *, tz: str = DEFAULT_TZ, now: float | None = None) -> Intake:
+    """An NDJSON upload of GPS pings (DATA_CONTRACT §2), parsed once and stored before this returns:
+    whatever is asked of the store afterwards sees every accepted line."""
+    gps, problems = read_gps(body, "gps", tz)
+    long_id = gps.rider.str.len_chars().to_numpy() > MAX_ID_LEN
+    if long_id.any():
+        problems += [Problem("gps", int(n), "rider_id too long") for n in gps.line[long_id]]
+        gps = _keep(gps, ~long_id)
+    stored = _retrying(lambda: store.add(gps=gps, received_at=now, exact=True))
+    n = int(gps.t.size)
+    return Intake(n, n - stored.pings, sorted(problems, key=lambda p: p.line))
+
+
+def take_platform(store: FeedStore, body: bytes, *, tz: str = DEFAULT_TZ, now: float | None = None) -> Intake:
+    """An NDJSON upload of platform events (DATA_CONTRACT §1), parsed once and stored before this
+    returns. An event is its (platform, rider, event id): the same triple again is a duplicate."""
+    parsed, problems = read_platform(body, "platform-events", tz)
+    lines = body.split(b"\n")
+    events = []
+    for ev, t in parsed:
+        if len(ev.rider_id) > MAX_ID_LEN or len(ev.event_id or "") > MAX_ID_LEN:
+            problems.append(Problem("platform-events", ev.line, "rider_id or event_id too long"))
+        else:
+            events.append((ev, t, lines[ev.line - 1].strip()))
+    stored = _retrying(lambda: store.add(events=events, received_at=now))
+    return Intake(len(events), len(events) - stored.events, sorted(problems, key=lambda p: p.line))
 
 
 def read_pings(values: Sequence[bytes], tz: str) -> tuple[GpsColumns, list[tuple[int, str]]]:
@@ -289,6 +336,6 @@ def _plain(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["FeedBatchResult", "Publisher", "Reject", "RejectedMessages", "answer", "assess_request", "day_window",
+__all__ = ["FeedBatchResult", "Intake", "take_gps", "take_platform", "Publisher", "Reject", "RejectedMessages", "answer", "assess_request", "day_window",
            "handle_assessment_requests", "handle_feed_batch", "incident_time", "ingest", "orders_in",
            "timeline_in", "track_in"]

@@ -21,14 +21,11 @@ from services.mediation.domain.model import Actor, Role, Status
 from services.mediation.schemas import (
     CaseCreate,
     CaseCreated,
-    FeedResult,
     InsurerResponseIn,
     TransitionIn,
     WebhookIn,
 )
 from services.mediation.service import Mediation
-from services.trajectory.adapters import feeds
-from shared import topics
 from shared.bus import Bus
 
 logger = logging.getLogger(__name__)
@@ -124,36 +121,13 @@ def create_app(c: Container) -> FastAPI:
     def poke() -> None:
         c.poke.set()
 
-    # ------------------------------------------------------------ feeds
-
-    async def _feed(request: Request, actor: Actor, topic: str) -> FeedResult:
+    async def uploader(actor: CurrentUser) -> Actor:
+        """Who may upload feeds (the trajectory service's intake, mounted by the wiring)."""
         if actor.role not in (Role.MEDIATOR, Role.FEED):
             raise Forbidden("a mediator or feed token is needed")
-        body = await request.body()
-        lines = body.split(b"\n")
-        if topic == topics.GPS:
-            cols, problems = await run_in_threadpool(feeds.read_gps, body, "gps", c.tz)
-            keys = cols.rider.to_list()
-            accepted = [(str(k), lines[int(n) - 1].strip()) for k, n in zip(keys, cols.line.tolist(), strict=True)]
-        else:
-            events, problems = await run_in_threadpool(feeds.read_platform, body, "platform-events", c.tz)
-            accepted = [(ev.rider_id, lines[ev.line - 1].strip()) for ev, _ in events]
-        for i in range(0, len(accepted), 5000):
-            await c.bus.publish_many(topic, accepted[i:i + 5000])
-        return FeedResult(accepted=len(accepted),
-                          rejected=[{"line": p.line, "error": p.message} for p in problems])
+        return actor
 
-    @api.post("/feeds/platform-events", response_model=FeedResult, tags=["feeds"],
-              openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
-    async def feed_platform(request: Request, actor: CurrentUser) -> FeedResult:
-        """DATA_CONTRACT §1 lines (NDJSON). Bad lines are reported with their number and skipped."""
-        return await _feed(request, actor, topics.PLATFORM_EVENTS)
-
-    @api.post("/feeds/gps", response_model=FeedResult, tags=["feeds"],
-              openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
-    async def feed_gps(request: Request, actor: CurrentUser) -> FeedResult:
-        """DATA_CONTRACT §2 lines (NDJSON). Bad lines are reported with their number and skipped."""
-        return await _feed(request, actor, topics.GPS)
+    c.require_feeder = uploader  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ cases
 

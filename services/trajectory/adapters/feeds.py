@@ -348,30 +348,33 @@ def _opt_str(v: Any, key: str = "") -> str | None:
 
 
 def assemble(events: list[tuple[RawEvent, float]]) -> dict[str, tuple[tuple[Order, ...], tuple[PresenceEvent, ...]]]:
-    """Orders and presence per rider. Repeated event ids count once; for each order and event type
-    the earliest instant counts."""
-    seen: set[str] = set()
-    orders: dict[tuple[str, str], dict[str, Any]] = {}
+    """Orders and presence per rider. An event is its (platform, rider, event id): every platform
+    numbers its events in its own space (DATA_CONTRACT §1), so the same id from another platform or
+    rider is another event, and only the same triple repeated counts once. An order is its
+    (rider, platform, order id). For each order and event type the earliest instant counts."""
+    seen: set[tuple[str, str, str]] = set()
+    orders: dict[tuple[str, str, str], dict[str, Any]] = {}
     presence: dict[str, set[PresenceEvent]] = defaultdict(set)
     riders: set[str] = set()
     for ev, t in sorted(events, key=lambda x: (x[1], x[0].line)):
         if ev.event_id is not None:
-            if ev.event_id in seen:
+            key = (ev.platform, ev.rider_id, ev.event_id)
+            if key in seen:
                 continue
-            seen.add(ev.event_id)
+            seen.add(key)
         riders.add(ev.rider_id)
         if ev.kind == "presence":
             presence[ev.rider_id].add(PresenceEvent(t, ev.platform, ev.type == "online"))
             continue
         assert ev.order_id is not None
-        o = orders.setdefault((ev.rider_id, ev.order_id), {"platform": ev.platform})
+        o = orders.setdefault((ev.rider_id, ev.platform, ev.order_id), {"platform": ev.platform})
         o.setdefault(ev.type, t)
         if ev.merchant is not None:
             o.setdefault("merchant", ev.merchant)
         if ev.customer is not None:
             o.setdefault("customer", ev.customer)
     per: dict[str, list[Order]] = defaultdict(list)
-    for (rider, oid), o in orders.items():
+    for (rider, _, oid), o in orders.items():
         times = [o[k] for k in ORDER_TYPES if k in o]
         accepted = o.get("accepted", min(times))
         ends = [(o[k], k) for k in ("delivered", "cancelled") if k in o]

@@ -9,8 +9,8 @@ day costs a row and an index entry per few hundred fixes instead of one each, an
 loads in a few rows. A chunk delivered again (the same batch redelivered, a file ingested twice)
 is stored once, by its digest; fixes delivered again in another batch are stored again and read
 once (a fix is its rider, phone time, position and accuracy). Platform events go by ``INSERT ...
-ON CONFLICT DO NOTHING``; an event's key is its ``event_id``, or for an event without one the
-SHA-256 of its canonical JSON.
+ON CONFLICT DO NOTHING``; an event's key is its ``(platform, rider_id, event_id)``, or for an event
+without an id the SHA-256 of its canonical JSON.
 
 Retention deletes what was *received* longer ago than the retention (so a replay of an old day
 is kept as long as a live one), except inside the windows an evidence hold covers.
@@ -86,7 +86,7 @@ class PlatformEvent(SQLModel, table=True):
         Index("ix_trajectory_platform_event_rider_t", "rider_id", "t"),
         Index("ix_trajectory_platform_event_received_at", "received_at"),
     )
-    uid: str = Field(primary_key=True)  # "id:<event_id>" or "sha256:<hash of the canonical JSON>"
+    uid: str = Field(primary_key=True)  # 'id:["<platform>","<rider_id>","<event_id>"]' or "sha256:<hash of the canonical JSON>"
     rider_id: str
     event_id: str | None = None
     kind: str  # order | presence
@@ -207,9 +207,21 @@ def ping_keys(lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64],
     return (h >> np.uint64(1)).astype(np.int64)
 
 
+def id_uid(platform: str, rider_id: str, event_id: str) -> str:
+    """The key of an event that has an id: its platform, rider and id together (DATA_CONTRACT §1:
+    ids are unique only within a platform and a rider), as a JSON array so no id can forge another."""
+    return "id:" + orjson.dumps([platform, rider_id, event_id]).decode()
+
+
+def fix_idents(t: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64],
+               accuracy: npt.NDArray[np.float64]) -> npt.NDArray[np.uint64]:
+    """A 64-bit hash of each fix with its time: with the rider, what makes two fixes the same."""
+    return _mix(ping_keys(lat, lon, accuracy).view(np.uint64) ^ np.ascontiguousarray(t, np.float64).view(np.uint64))
+
+
 def event_uid(ev: RawEvent, raw: bytes) -> str:
     if ev.event_id is not None:
-        return "id:" + ev.event_id
+        return id_uid(ev.platform, ev.rider_id, ev.event_id)
     try:
         canonical = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
     except orjson.JSONDecodeError:
@@ -290,7 +302,7 @@ def pack(gps: GpsColumns, received_at: float | npt.NDArray[np.float64]) -> Chunk
     batch dropped, each chunk in time order. Vectorised: no Python step per fix.
     ``received_at``: one time for all, or one per fix (a chunk then takes the latest of its fixes')."""
     acc = np.where(np.isnan(gps.accuracy), np.nan, gps.accuracy)  # one NaN bit pattern
-    ident = _mix(ping_keys(gps.lat, gps.lon, acc).view(np.uint64) ^ gps.t.view(np.uint64))  # a fix, with its time
+    ident = fix_idents(gps.t, gps.lat, gps.lon, acc)
     codes = gps.rider.cast(pl.Categorical).to_physical().to_numpy()
     hour = np.floor(gps.t / HOUR_S).astype(np.int64)
     order = np.lexsort((ident, gps.t, hour, codes))
@@ -422,6 +434,34 @@ def unpack(blobs: Sequence[bytes], t0: float = -np.inf, t1: float = np.inf) -> n
     return fixes[np.argsort(fixes["t"], kind="stable")]
 
 
+def _unstored(conn: Connection, gps: GpsColumns, page: int = 500) -> GpsColumns:
+    """The fixes of ``gps`` not stored yet (a fix is its rider, time, position and accuracy)."""
+    hour = np.floor(gps.t / HOUR_S).astype(np.int64)
+    frame = pl.DataFrame({"rider": gps.rider, "hour": hour})
+    pairs = [tuple(r) for r in frame.unique().iter_rows()]
+    stored: dict[str, list[bytes]] = {}
+    for k in range(0, len(pairs), page):
+        rows = conn.execute(select(GpsChunk.rider_id, GpsChunk.data).where(  # type: ignore[call-overload]
+            tuple_(GpsChunk.rider_id, GpsChunk.hour).in_(pairs[k:k + page]))).all()
+        for rider, data in rows:
+            stored.setdefault(rider, []).append(data)
+    if not stored:
+        return gps
+    acc = np.where(np.isnan(gps.accuracy), np.nan, gps.accuracy)
+    ident = fix_idents(gps.t, gps.lat, gps.lon, acc)
+    riders = gps.rider.to_numpy()
+    keep = np.ones(gps.t.size, dtype=bool)
+    for rider, blobs in stored.items():
+        mine = riders == rider
+        old = np.frombuffer(b"".join(blobs), dtype=FIX)
+        seen = fix_idents(old["t"], old["lat"], old["lon"], old["accuracy"])
+        keep[mine] = ~np.isin(ident[mine], seen)
+    if keep.all():
+        return gps
+    return GpsColumns(gps.rider.filter(pl.Series(keep)), gps.t[keep], gps.lat[keep], gps.lon[keep],
+                      gps.accuracy[keep], gps.line[keep])
+
+
 def insert_chunks(conn: Connection, chunks: Chunks) -> int:
     """Store chunks; one stored already is skipped. Fixes in the chunks written. On PostgreSQL by
     binary COPY, or, when some are stored already (a redelivered batch), through a temporary table
@@ -471,15 +511,21 @@ class FeedStore:
     # -- writing feeds
 
     def add(self, *, gps: GpsColumns | None = None,
-            events: Sequence[tuple[RawEvent, float, bytes]] = (), received_at: float | None = None) -> Stored:
+            events: Sequence[tuple[RawEvent, float, bytes]] = (), received_at: float | None = None,
+            exact: bool = False) -> Stored:
         """Store validated pings and platform events (each with its time and raw line) in one
         transaction; events and chunks already stored are skipped. ``Stored.pings``: the fixes
-        in the chunks written (a fix redelivered in another batch is counted again, read once)."""
+        in the chunks written (a fix redelivered in another batch is counted again, read once).
+        ``exact``: fixes stored before are left out first, whatever batch they came in, so that
+        ``Stored.pings`` counts exactly the new ones (a read of the batch's rider-hours: for
+        uploads, not for the stream's hot path)."""
         now = time.time() if received_at is None else received_at
         event_rows = [_event_row(ev, t, raw, now) for ev, t, raw in events]
         with unit_of_work(self.engine) as s:
             conn = s.connection()
-            p = insert_chunks(conn, pack(gps, now)) if gps is not None else 0
+            if gps is not None and exact:
+                gps = _unstored(conn, gps)
+            p = insert_chunks(conn, pack(gps, now)) if gps is not None and gps.t.size else 0
             e = _bulk(conn, "trajectory_platform_event", _EVENT_COLS, event_rows)
         return Stored(p, e)
 

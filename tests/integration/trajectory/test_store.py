@@ -9,10 +9,12 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 from services.trajectory.adapters.feeds import read_gps_messages, read_platform_messages
 from services.trajectory.adapters.store import (
+    MIGRATIONS,
     TABLE_PREFIX,
     VERSION_TABLE,
     Compacted,
@@ -28,6 +30,7 @@ from .helpers import SEED, TZ, gps, lines, platform
 pytestmark = pytest.mark.integration
 
 T0 = 1778724000.0  # 2026-05-14T10:00:00+08:00
+HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 def ping(t: float, lat: float = 23.74, lon: float = 114.70, rider: str = "R1", **over) -> bytes:
@@ -62,7 +65,7 @@ def test_migration_creates_the_tables_under_its_own_version_table(engine):
             "trajectory_assessment_reply"} <= names
     assert "alembic_version" not in names  # the other services' histories are theirs
     with engine.connect() as c:
-        assert c.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0004"
+        assert c.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == HEAD
 
 
 def test_models_and_migrations_agree(engine):
@@ -108,6 +111,39 @@ def test_migration_0004_moves_stored_pings_into_chunks_and_back(engine):
         back = c.execute(sa.text("SELECT rider_id, t, lat, accuracy, received_at FROM trajectory_gps_ping "
                                  "ORDER BY rider_id, t")).all()
     assert [tuple(b) for b in back] == sorted((x["r"], x["t"], x["lat"], x["acc"], x["at"]) for x in rows)
+
+
+def test_migration_0005_keys_stored_events_by_platform_rider_and_id(engine):
+    """Events stored under their bare id before 0005 are read the same after it, and from then on
+    another platform's or rider's event with the same id is another event, not a duplicate."""
+    migrate(engine, "0004")
+    old = [ev("online", T0 - 60, None, event_id="1"), ev("accepted", T0, event_id="2"),
+           ev("delivered", T0 + 900, event_id="3")]
+    parsed, _ = read_platform_messages(old, TZ)
+    with engine.begin() as c:
+        c.execute(sa.text(
+            "INSERT INTO trajectory_platform_event (uid, rider_id, event_id, kind, type, t, platform, order_id, raw, "
+            "received_at) VALUES (:uid, :r, :e, :k, :ty, :t, :p, :o, :raw, 1.0)"),
+            [{"uid": "id:" + e.event_id, "r": e.rider_id, "e": e.event_id, "k": e.kind, "ty": e.type, "t": t,
+              "p": e.platform, "o": e.order_id, "raw": old[e.line - 1].decode()} for e, t in parsed])
+    migrate(engine)
+    store = FeedStore(engine)
+    day = store.load_rider("R1", T0 - 3600, T0 + 3600)
+    assert [o.order_id for o in day.orders] == ["O1"] and day.orders[0].ended == T0 + 900
+    # the same ids from another platform and from another rider are other events
+    again = add_lines(store, platform_lines=old)
+    assert again.events == 0
+    other = [ev("online", T0 - 30, None, event_id="1", platform_="eleme"),
+             ev("accepted", T0 + 60, "E9", event_id="2", platform_="eleme"),
+             ev("accepted", T0 + 60, "O7", rider="R2", event_id="2")]
+    assert add_lines(store, platform_lines=other).events == 3
+    day = store.load_rider("R1", T0 - 3600, T0 + 3600)
+    assert sorted(o.order_id for o in day.orders) == ["E9", "O1"]
+    assert {(p.platform, p.online) for p in day.presence} == {("meituan", True), ("eleme", True)}
+    downgrade(engine, "0004")  # the old keys can hold one event per id: the earliest received stays
+    with engine.connect() as c:
+        uids = sorted(r[0] for r in c.execute(sa.text("SELECT uid FROM trajectory_platform_event")))
+    assert uids == ["id:1", "id:2", "id:3"]
 
 
 # ---------------------------------------------------------------- writes
