@@ -71,3 +71,12 @@ bench-kafka: $(STAMP)
 .PHONY: faults
 faults: $(STAMP)
 	$(BIN)/python -m pytest -q tests/faults --faults-full --reliability-report docs/reliability.md
+
+## evidence-loop: the mediator's path (upload in pieces, open, ask at once) against `assess` on every
+## public scenario, N times (default 20); prints how many runs differed (the target is 0)
+.PHONY: evidence-loop
+evidence-loop: $(STAMP)
+	@n=$${N:-20}; bad=0; for i in $$(seq $$n); do \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_evidence_path.py >var/evidence-loop-$$i.log 2>&1 \
+	    || bad=$$((bad+1)); echo "run $$i of $$n: $$bad differed so far"; done; \
+	echo "evidence-loop: $$bad of $$n runs differed from assess"

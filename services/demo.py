@@ -87,12 +87,19 @@ def main() -> int:
                 raw = c.get(f"/api/v1/cases/{cid}/evidence-packet").content
                 packet = json.loads(raw)
                 a = packet["assessment"]
+                cd = a["continuous_delivery"]
                 say("3", f"轨迹证据已生成：事发时处于「{PHASE_ZH[a['phase']]}」，"
-                    f"{'属于' if a['continuous_delivery'] else '不属于'}连续配送（置信度 {a['confidence']}）。",
+                    f"{'待定是否属于' if cd is None else '属于' if cd else '不属于'}连续配送（置信度 {a['confidence']}）。",
                     f"Evidence ready: the rider was '{a['phase']}' at the fall; continuous delivery: "
-                    f"{a['continuous_delivery']} (confidence {a['confidence']}).")
+                    f"{'undetermined' if cd is None else 'yes' if cd else 'no'} (confidence {a['confidence']}).")
                 for zh, en in zip(a["explanation"], a.get("explanation_en", a["explanation"]), strict=False):
                     print(f"      - {zh}\n        {en}")
+                differ = _differs_from_assess(a, incident["incident_id"])
+                if differ:
+                    say("3!", f"证据包与批量评估 assess 不一致：{differ}", f"The packet differs from `assess`: {differ}")
+                    return 1
+                print("      与同一数据的批量评估（python -m services.trajectory assess）一致 / "
+                      "the same answer as `python -m services.trajectory assess` on the same files")
                 cov = packet["coverage"]
                 print(f"      条款 clause {cov['clause_id']}: {cov['clause_text_zh']}")
                 (out / f"{number}.packet.json").write_bytes(raw)  # exactly as signed
@@ -133,6 +140,26 @@ def main() -> int:
     print(f"\n结论 Conclusion: 摔倒发生在连续配送期间，保险公司已赔付。The fall happened during continuous delivery; "
           f"the insurer paid.\nArtefacts: {out}")
     return 0
+
+
+DECIDING = (("phase",), ("continuous_delivery",), ("previous_order", "order_id"), ("next_order", "order_id"),
+            ("data_quality", "gps_coverage_30min"), ("location_check", "distance_m"))
+
+
+def _differs_from_assess(served: dict[str, Any], incident_id: str) -> list[str]:
+    """What decides the case, as the signed packet says it, against the batch command on the same
+    files: the running system must give the engine's answer on all of the rider's data."""
+    r = subprocess.run([sys.executable, "-m", "services.trajectory", "assess", str(SEED)], capture_output=True,
+                       timeout=120, check=True)
+    batch = next(a for a in map(json.loads, r.stdout.splitlines()) if a["incident_id"] == incident_id)
+
+    def pick(a: Any, path: tuple[str, ...]) -> Any:
+        for p in path:
+            a = a.get(p) if isinstance(a, dict) else None
+        return a
+
+    return [f"{'.'.join(p)}: {pick(served, p)!r} != {pick(batch, p)!r}" for p in DECIDING
+            if pick(served, p) != pick(batch, p)]
 
 
 def _sent(c: Any, cid: str) -> list[dict[str, Any]] | None:

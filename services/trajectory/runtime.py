@@ -40,7 +40,7 @@ class TrajectorySettings(Settings):
     feed_within_s: float = 0.2  # XJ_FEED_WITHIN_S: the worker's batch waits at most this long
     partitions: int = 6  # XJ_PARTITIONS: partitions of the topics the worker declares
     gap_settle_s: float = 0.5  # XJ_GAP_SETTLE_S: wait before classifying a closed gap (pings in flight)
-    gap_sync_max_s: float = 30.0  # XJ_GAP_SYNC_MAX_S: longest wait for pings in the lag before a gap is judged or a request answered
+    gap_sync_max_s: float = 30.0  # XJ_GAP_SYNC_MAX_S: longest wait for the feeds on the broker to be stored before a gap is judged or a request answered (the request then fails, saying to ask again)
     gap_lease_s: float = 60.0  # XJ_GAP_LEASE_S: a gap claimed and not flagged after this is taken again
     gap_sweep_s: float = 15.0  # XJ_GAP_SWEEP_S: how often unflagged gaps are looked for
     gap_rebuild_s: float = 6 * 3600.0  # XJ_GAP_REBUILD_S: platform events a starting worker replays

@@ -35,7 +35,7 @@ from services.trajectory.adapters.feeds import (
     read_platform,
     read_platform_messages,
 )
-from services.trajectory.adapters.store import FeedStore
+from services.trajectory.adapters.store import FeedStore, Progress
 from services.trajectory.domain.assess import DayAnalysis, analyse, assess
 from services.trajectory.domain.model import Incident, Params, RiderDay
 from shared import topics
@@ -84,19 +84,31 @@ class FeedBatchResult:
 # ---------------------------------------------------------------- feeds
 
 async def handle_feed_batch(store: FeedStore, messages: Sequence[Message], *, tz: str = DEFAULT_TZ,
-                            reject: Reject | None = None, now: float | None = None) -> FeedBatchResult:
+                            reject: Reject | None = None, now: float | None = None,
+                            scope: str | None = None) -> FeedBatchResult:
     """Store a batch of feed messages (``rider.gps`` and ``rider.platform-events``, one contract
     line each, in any mix) in one unit of work. Unreadable messages go to ``reject`` or, without
     one, make the handler raise :class:`RejectedMessages` once the good ones are stored."""
-    result, bad = await asyncio.to_thread(ingest, store, messages, tz=tz, now=now)
+    result, bad = await asyncio.to_thread(ingest, store, messages, tz=tz, now=now, scope=scope)
     await _settle(bad, reject)
     return result
 
 
+def positions(messages: Sequence[Message]) -> Progress:
+    """The offset after the last of ``messages`` in each (topic, partition) they come from."""
+    out: Progress = {}
+    for m in messages:
+        if m.offset >= 0:
+            key = (m.topic, m.partition)
+            out[key] = max(out.get(key, 0), m.offset + 1)
+    return out
+
+
 def ingest(store: FeedStore, messages: Sequence[Message], *, tz: str = DEFAULT_TZ,
-           now: float | None = None) -> tuple[FeedBatchResult, list[tuple[Message, str]]]:
+           now: float | None = None, scope: str | None = None) -> tuple[FeedBatchResult, list[tuple[Message, str]]]:
     """The blocking part of :func:`handle_feed_batch`: parse, validate, store. Returns the bad
-    messages with their reasons."""
+    messages with their reasons. ``scope``: record in the same transaction how far in each
+    partition the batch reaches (bad messages included: they are handled, by refusal)."""
     gps_msgs = [m for m in messages if m.topic == topics.GPS]
     plat_msgs = [m for m in messages if m.topic == topics.PLATFORM_EVENTS]
     bad: list[tuple[Message, str]] = [(m, f"not a feed topic: {m.topic!r}") for m in messages
@@ -115,7 +127,9 @@ def ingest(store: FeedStore, messages: Sequence[Message], *, tz: str = DEFAULT_T
             else:
                 events.append((ev, t, bytes(plat_msgs[ev.line - 1].value).strip()))
     received = time.time() if now is None else now
-    stored = _retrying(lambda: store.add(gps=gps, events=events, received_at=received))
+    progress = positions(messages) if scope is not None else None
+    stored = _retrying(lambda: store.add(gps=gps, events=events, received_at=received, progress=progress,
+                                         scope=scope or ""))
     return FeedBatchResult(len(messages), stored.pings, stored.events, len(bad)), bad
 
 
@@ -337,5 +351,5 @@ def _plain(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["FeedBatchResult", "Intake", "take_gps", "take_platform", "Publisher", "Reject", "RejectedMessages", "answer", "assess_request", "day_window",
-           "handle_assessment_requests", "handle_feed_batch", "incident_time", "ingest", "orders_in",
+           "handle_assessment_requests", "handle_feed_batch", "incident_time", "ingest", "positions", "orders_in",
            "timeline_in", "track_in"]

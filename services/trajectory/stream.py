@@ -11,7 +11,12 @@ framework-free handlers of :mod:`services.trajectory.service`.
   tracker from the platform events of the last ``XJ_GAP_REBUILD_S``; gaps recorded and not flagged
   within a lease (their worker died) are swept up by any worker, so none is lost and, but for a
   worker dying between publishing and marking, none is flagged twice.
-- ``trajectory.assessment-requested`` → ``trajectory.assessment-ready``.
+- ``trajectory.assessment-requested`` → ``trajectory.assessment-ready``. Read your writes, with any
+  number of workers: every feed batch records, in its own transaction, how far in its partition it
+  reaches (``trajectory_feed_progress``); a request is answered once every feed partition is stored
+  up to the end the broker gave for it when the request was taken (``Worker.feeds_stored``), so the
+  answer sees every ping and event accepted before the request, whichever worker read them. Uploads
+  over HTTP are stored before they are answered and need no wait. Gaps are judged the same way.
 - Bad messages go to ``<topic>.dlq`` with the reason in the ``error`` header: faust acks a batch
   even when the agent raises, and an agent that raises dies, so nothing may escape an agent.
 
@@ -48,14 +53,19 @@ from shared.bus import (
     patiently,
 )
 from shared.bus_kafka import record_message
-from shared.events import GapFlagged
+from shared.events import (
+    AssessmentFailed,
+    AssessmentRequested,
+    Envelope,
+    EventError,
+    GapFlagged,
+    decode,
+)
 
 logger = logging.getLogger(__name__)
 
 APP_ID = "xianjie-trajectory"
-# an empty poll this soon after partitions are assigned may only mean their first fetch is still on
-# its way (0.75 s measured on a freshly formatted broker), not that nothing is waiting in them
-ASSIGN_GRACE_S = 2.0  # the consumer group of every trajectory worker
+FEEDS = (topics.PLATFORM_EVENTS, topics.GPS)
 
 
 def consumer_groups(worker_group: str) -> dict[str, tuple[str, ...]]:
@@ -102,9 +112,7 @@ class Worker:
     tracker: GapTracker = field(init=False)
     _closes: asyncio.Queue[tuple[float, ClosedGap]] | None = None
     stats: dict[str, int] = field(default_factory=lambda: {"feeds": 0, "requests": 0, "flags": 0, "dead": 0})
-    # monotonic time at which every ping then on the broker had been read, and since stored; None
-    # while no ping consumer runs in this worker
-    gps_synced: float | None = None
+    _admin: Any = None  # one admin client, for the feed partitions' ends and the groups' commits
 
     def __post_init__(self) -> None:
         self.tracker = GapTracker(self.params)
@@ -119,7 +127,8 @@ class Worker:
 
     async def feeds(self, batch: Sequence[Message]) -> None:
         async def handle(msgs: Sequence[Message]) -> None:
-            await service.handle_feed_batch(self.store, msgs, tz=self.settings.timezone, reject=self.reject)
+            await service.handle_feed_batch(self.store, msgs, tz=self.settings.timezone, reject=self.reject,
+                                            scope=self.settings.worker_group)
             if msgs and msgs[0].topic == topics.PLATFORM_EVENTS:
                 await self._track(msgs)
 
@@ -127,7 +136,10 @@ class Worker:
         self.stats["feeds"] += len(batch)
 
     async def requests(self, batch: Sequence[Message]) -> None:
-        await self.pings_stored_since(time.monotonic())  # a rider's pings in the consumer's lag are evidence too
+        lag = await self.feeds_stored()  # everything the broker accepted before the request is evidence
+        if lag:
+            await self._not_yet(batch, lag)
+            return
 
         async def handle(msgs: Sequence[Message]) -> None:
             await service.handle_assessment_requests(self.store, self.publisher, msgs, self.params,
@@ -180,7 +192,7 @@ class Worker:
             closed_at, c = await self.closes.get()
             # settle from when the gap closed, not from when it is taken: a queue of gaps waits once
             await asyncio.sleep(max(0.0, closed_at + self.settings.gap_settle_s - time.monotonic()))
-            await self.pings_stored_since(closed_at)
+            await self.feeds_stored((topics.GPS,))  # the pings on the broker by now are the gap's evidence
             try:
                 mine = await asyncio.to_thread(self.store.claim_gap, c.rider_id, c.start,
                                                lease_s=self.settings.gap_lease_s)
@@ -190,20 +202,81 @@ class Worker:
             if mine:
                 await self.flag(c)
 
-    async def pings_stored_since(self, since: float) -> None:
-        """Wait until the pings that were on the broker at ``since`` (monotonic) are stored (the
-        ping consumer caught up after that), or ``gap_sync_max_s`` -- a consumer far behind must
-        not hold every flag and answer back; they are then made on what is stored. Gaps are
-        judged and assessment requests answered after this. It covers the worker's own
-        ``rider.gps`` partitions; with several workers a rider's pings may be another's (the two
-        topics are read in different consumer groups), which only the settle time covers."""
-        deadline = since + self.settings.gap_sync_max_s
-        while self.gps_synced is not None and self.gps_synced < since:
-            if time.monotonic() >= deadline:
-                logger.warning("pings are behind by more than %.0f s; going on with what is stored",
-                               self.settings.gap_sync_max_s)
-                return
-            await asyncio.sleep(0.02)
+    @property
+    def admin(self) -> Any:
+        if self._admin is None:
+            from confluent_kafka.admin import AdminClient
+
+            self._admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        return self._admin
+
+    def feed_ends(self, names: Sequence[str] = FEEDS) -> dict[tuple[str, int], int]:
+        """Each feed partition's end now (the offset its next record will get), in one request."""
+        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import OffsetSpec
+
+        meta = self.admin.list_topics(timeout=10)
+        tps = [TopicPartition(n, p) for n in names if n in meta.topics for p in meta.topics[n].partitions]
+        if not tps:
+            return {}
+        got = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=10)
+        return {(tp.topic, tp.partition): int(f.result().offset) for tp, f in got.items()}
+
+    async def feeds_stored(self, names: Sequence[str] = FEEDS) -> dict[tuple[str, int], int]:
+        """Wait until every record the broker held in the feed topics when this was called is
+        stored (or refused) by whichever worker reads its partition: the store records, in each
+        batch's own transaction, how far in its partition the batch reaches. Exact with any
+        number of workers; no settle time. Gives up after ``gap_sync_max_s`` with the partitions
+        still behind and by how many records (empty: all stored)."""
+        ends = await asyncio.to_thread(self.feed_ends, names)
+        began = time.monotonic()
+        deadline, asked = began + self.settings.gap_sync_max_s, -1.0
+        while True:
+            lag = await asyncio.to_thread(self.store.lagging, self.settings.worker_group, ends)
+            if lag and time.monotonic() - asked >= 0.5:  # a partition its group committed past was handled
+                asked = time.monotonic()              # (or deliberately skipped when the group began at the end)
+                committed = await asyncio.to_thread(self.committed, list(lag))
+                ends = {tp: e for tp, e in ends.items() if committed.get(tp, -1) < e}
+                lag = {tp: n for tp, n in lag.items() if tp in ends}
+            if not lag or time.monotonic() >= deadline:
+                if lag:
+                    logger.warning("feeds still not stored after %.0f s: %s", self.settings.gap_sync_max_s, lag)
+                return lag
+            await asyncio.sleep(0.05)
+
+    def committed(self, tps: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The offsets the worker's consumer groups have committed for these partitions: records
+        before them were handled by a worker of this deployment, or skipped when the group was set
+        to start at the end (so stored progress alone would wait for them forever)."""
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+        admin = self.admin
+        out: dict[tuple[str, int], int] = {}
+        for group, names in consumer_groups(self.settings.worker_group).items():
+            mine = [TopicPartition(t, p) for t, p in tps if t in names]
+            if not mine:
+                continue
+            got = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, mine)])[group].result(10)
+            out.update({(tp.topic, tp.partition): int(tp.offset) for tp in got.topic_partitions if tp.offset >= 0})
+        return out
+
+    async def _not_yet(self, batch: Sequence[Message], lag: dict[tuple[str, int], int]) -> None:
+        """Answer requests that came while the feeds were further behind than a request may wait:
+        failed, saying why and that asking again will do (nothing is kept: a new request is
+        answered afresh)."""
+        behind = sum(lag.values())
+        reason = (f"the rider's feeds are still being stored ({behind} records behind in "
+                  f"{len(lag)} partitions after {self.settings.gap_sync_max_s:.0f} s); request the evidence again")
+        for m in batch:
+            try:
+                req = decode(Envelope.from_bytes(m.value))
+            except EventError as e:
+                await self.reject(m, str(e)[:500])
+                continue
+            if isinstance(req, AssessmentRequested):
+                ev = AssessmentFailed(request_id=req.request_id, case_id=req.case_id, reason=reason)
+                await self.publisher.publish(topics.ASSESSMENT_READY, req.case_id,
+                                             ev.envelope(key=req.case_id, producer=service.PRODUCER).to_bytes())
 
     async def flag(self, c: ClosedGap) -> None:
         """Classify a claimed gap, publish its GapFlagged and mark it flagged (at least once: a
@@ -257,17 +330,12 @@ class PingConsumer:
         self.worker = worker
         self.settings = worker.settings
         self._inflight: asyncio.Task[None] | None = None
-        self._assigned_at = float("inf")  # when it was last given its partitions (monotonic)
         self.group = next(g for g, names in consumer_groups(self.settings.worker_group).items() if topics.GPS in names)
 
     def _consumer(self, loop: asyncio.AbstractEventLoop) -> Any:
         from confluent_kafka import Consumer
 
-        def assigned(_consumer: Any, _partitions: Any) -> None:  # called in the thread polling
-            self._assigned_at = time.monotonic()
-
         def revoked(_consumer: Any, _partitions: Any) -> None:  # called in the thread polling; must not raise
-            self._assigned_at = float("inf")
             try:
                 asyncio.run_coroutine_threadsafe(self.drain(), loop).result(timeout=120)
             except Exception:
@@ -288,25 +356,20 @@ class PingConsumer:
             "queued.min.messages": 10 * n, "fetch.queue.backoff.ms": 5, "max.partition.fetch.bytes": 4 << 20,
             "logger": logging.getLogger("confluent_kafka"), "on_commit": committed,
         })
-        consumer.subscribe([topics.GPS], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+        consumer.subscribe([topics.GPS], on_revoke=revoked, on_lost=revoked)
         return consumer
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         consumer = await asyncio.to_thread(self._consumer, loop)
         poll: asyncio.Future[list[Any]] | None = None
-        self.worker.gps_synced = float("-inf")
         try:
             while True:
-                began = time.monotonic()
                 poll = asyncio.ensure_future(asyncio.to_thread(
                     consumer.consume, self.settings.gps_batch, self.settings.feed_within_s))
                 records = await asyncio.shield(poll)
-                caught_up = len(records) < self.settings.gps_batch  # what was there when it began is read
                 if records:
-                    await self._take(consumer, records, synced_at=began if caught_up else None)
-                elif began > self._assigned_at + ASSIGN_GRACE_S and (self._inflight is None or self._inflight.done()):
-                    self._synced(began)  # nothing waiting in its partitions (or it was given none)
+                    await self._take(consumer, records)
         finally:
             with contextlib.suppress(Exception):
                 if poll is not None:
@@ -314,12 +377,8 @@ class PingConsumer:
                 await self.drain()
             await asyncio.to_thread(consumer.close)
 
-    def _synced(self, began: float) -> None:
-        self.worker.gps_synced = max(self.worker.gps_synced or float("-inf"), began)
-
-    async def _take(self, consumer: Any, records: list[Any], synced_at: float | None) -> None:
-        """Parse a batch (while the one before is being stored), then hand it to the store;
-        ``synced_at``: the watermark to set once it is stored (None: more was waiting)."""
+    async def _take(self, consumer: Any, records: list[Any]) -> None:
+        """Parse a batch (while the one before is being stored), then hand it to the store."""
         good = [r for r in records if r.error() is None]  # librdkafka also hands over events, as errors
         if len(good) < len(records):
             for r in records:
@@ -331,7 +390,7 @@ class PingConsumer:
         await self.drain()
         last = {r.partition(): r for r in good}
         offsets = {(r.topic(), p): r.offset() + 1 for p, r in last.items()}
-        self._inflight = asyncio.create_task(self._store(consumer, good, gps, offsets, synced_at))
+        self._inflight = asyncio.create_task(self._store(consumer, good, gps, offsets))
 
     async def drain(self) -> None:
         """Wait for the batch in flight (stored and its offsets sent to be committed)."""
@@ -339,18 +398,19 @@ class PingConsumer:
         if task is not None:
             await task
 
-    async def _store(self, consumer: Any, records: list[Any], gps: Any, offsets: dict[tuple[str, int], int],
-                     synced_at: float | None) -> None:
+    async def _store(self, consumer: Any, records: list[Any], gps: Any, offsets: dict[tuple[str, int], int]) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
+        scope = self.settings.worker_group
         try:  # the database away: waited for, nothing more read meanwhile
-            await patiently(f"storing {len(records)} pings", lambda: asyncio.to_thread(self.worker.store.add, gps=gps))
+            await patiently(f"storing {len(records)} pings", lambda: asyncio.to_thread(
+                self.worker.store.add, gps=gps, progress=offsets, scope=scope))
         except Exception:  # something in the batch the database refuses: find it, message by message
             logger.warning("a batch of %d pings failed; storing them one by one", len(records), exc_info=True)
             await self.worker.feeds([record_message(r) for r in records])
+            await patiently("recording the pings' positions",
+                            lambda: asyncio.to_thread(self.worker.store.advance, scope, offsets))
         self.worker.stats["feeds"] += len(records)
-        if synced_at is not None:
-            self._synced(synced_at)
         if not offsets:
             return
         try:  # asynchronous: a synchronous commit waits for a rebalance that waits for this batch

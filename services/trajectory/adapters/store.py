@@ -154,8 +154,22 @@ class GapRecord(SQLModel, table=True):
     flagged_at: float | None = None  # GapFlagged published
 
 
+class FeedProgress(SQLModel, table=True):
+    """Per Kafka feed partition, the offset after the last record whose batch is stored (or was
+    refused): written in the batch's own transaction, so it never runs ahead of what is stored.
+    ``scope``: the deployment's trajectory consumer group (``XJ_WORKER_GROUP``)."""
+
+    __tablename__ = "trajectory_feed_progress"
+    scope: str = Field(primary_key=True)
+    topic: str = Field(primary_key=True)
+    partition: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    next_offset: int = Field(sa_type=BigInteger)
+    updated_at: float
+
+
 TABLES = (GpsChunk.__table__, PlatformEvent.__table__, EvidenceHold.__table__, AssessmentReply.__table__,  # type: ignore[attr-defined]
-          GapRecord.__table__)  # type: ignore[attr-defined]
+          GapRecord.__table__, FeedProgress.__table__)  # type: ignore[attr-defined]
+Progress = dict[tuple[str, int], int]  # (topic, partition) -> the offset after the last record handled
 _GAP_COLS = ("rider_id", "start", '"end"', "at", "cause", "previous_order", "next_order", "recorded_at")
 
 
@@ -434,6 +448,16 @@ def unpack(blobs: Sequence[bytes], t0: float = -np.inf, t1: float = np.inf) -> n
     return fixes[np.argsort(fixes["t"], kind="stable")]
 
 
+def _advance(conn: Connection, scope: str, progress: Progress, now: float) -> None:
+    """Move the recorded positions forward (never back: a batch read again after a rebalance)."""
+    top = "GREATEST" if conn.dialect.name == "postgresql" else "MAX"
+    conn.execute(text(
+        "INSERT INTO trajectory_feed_progress (scope, topic, partition, next_offset, updated_at) "
+        "VALUES (:s, :t, :p, :o, :now) ON CONFLICT (scope, topic, partition) DO UPDATE SET "
+        f"next_offset = {top}(trajectory_feed_progress.next_offset, excluded.next_offset), updated_at = :now"),
+        [{"s": scope, "t": t, "p": p, "o": o, "now": now} for (t, p), o in sorted(progress.items())])
+
+
 def _unstored(conn: Connection, gps: GpsColumns, page: int = 500) -> GpsColumns:
     """The fixes of ``gps`` not stored yet (a fix is its rider, time, position and accuracy)."""
     hour = np.floor(gps.t / HOUR_S).astype(np.int64)
@@ -512,13 +536,14 @@ class FeedStore:
 
     def add(self, *, gps: GpsColumns | None = None,
             events: Sequence[tuple[RawEvent, float, bytes]] = (), received_at: float | None = None,
-            exact: bool = False) -> Stored:
+            exact: bool = False, progress: Progress | None = None, scope: str = "") -> Stored:
         """Store validated pings and platform events (each with its time and raw line) in one
         transaction; events and chunks already stored are skipped. ``Stored.pings``: the fixes
         in the chunks written (a fix redelivered in another batch is counted again, read once).
         ``exact``: fixes stored before are left out first, whatever batch they came in, so that
         ``Stored.pings`` counts exactly the new ones (a read of the batch's rider-hours: for
-        uploads, not for the stream's hot path)."""
+        uploads, not for the stream's hot path). ``progress``: the Kafka positions this batch
+        reaches, recorded for ``scope`` in the same transaction (see :meth:`caught_up`)."""
         now = time.time() if received_at is None else received_at
         event_rows = [_event_row(ev, t, raw, now) for ev, t, raw in events]
         with unit_of_work(self.engine) as s:
@@ -527,7 +552,29 @@ class FeedStore:
                 gps = _unstored(conn, gps)
             p = insert_chunks(conn, pack(gps, now)) if gps is not None and gps.t.size else 0
             e = _bulk(conn, "trajectory_platform_event", _EVENT_COLS, event_rows)
+            if progress:
+                _advance(conn, scope, progress, now)
         return Stored(p, e)
+
+    def advance(self, scope: str, progress: Progress, *, now: float | None = None) -> None:
+        """Record Kafka positions handled without a batch of their own to store with (a batch
+        stored message by message)."""
+        if progress:
+            with unit_of_work(self.engine) as s:
+                _advance(s.connection(), scope, progress, time.time() if now is None else now)
+
+    def progress(self, scope: str) -> Progress:
+        with unit_of_work(self.engine) as s:
+            rows = s.connection().execute(text(
+                "SELECT topic, partition, next_offset FROM trajectory_feed_progress WHERE scope = :s"),
+                {"s": scope}).all()
+        return {(r[0], int(r[1])): int(r[2]) for r in rows}
+
+    def lagging(self, scope: str, ends: Progress) -> Progress:
+        """Of the partitions' ``ends`` (the offset the next record will get), those not stored up
+        to yet, with how far they are: empty once every record before them is stored or refused."""
+        got = self.progress(scope)
+        return {tp: end - got.get(tp, 0) for tp, end in ends.items() if got.get(tp, 0) < end}
 
     # -- reading a rider-day
 
