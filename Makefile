@@ -76,7 +76,8 @@ faults: $(STAMP)
 ## public scenario, N times (default 20); prints how many runs differed (the target is 0)
 .PHONY: evidence-loop
 evidence-loop: $(STAMP)
-	@n=$${N:-20}; bad=0; for i in $$(seq $$n); do \
-	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_evidence_path.py >var/evidence-loop-$$i.log 2>&1 \
-	    || bad=$$((bad+1)); echo "run $$i of $$n: $$bad differed so far"; done; \
-	echo "evidence-loop: $$bad of $$n runs differed from assess"
+	@mkdir -p var; n=$${N:-20}; bad=0; err=0; for i in $$(seq $$n); do \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_evidence_path.py >var/evidence-loop-$$i.log 2>&1; \
+	  rc=$$?; if [ $$rc = 1 ]; then bad=$$((bad+1)); elif [ $$rc != 0 ]; then err=$$((err+1)); fi; \
+	  echo "run $$i of $$n: exit $$rc; $$bad differed, $$err did not run, so far"; done; \
+	echo "evidence-loop: $$bad of $$n runs differed from assess ($$err did not run; logs in var/evidence-loop-*.log)"

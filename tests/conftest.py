@@ -5,7 +5,10 @@ CI=true, where they fail."""
 
 from __future__ import annotations
 
+import atexit
+import glob
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,17 +16,39 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-PG_URL = os.environ.get("XJ_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = Path(__file__).resolve().parents[1]
+PG_SH = ROOT / "deploy" / "postgres" / "pg.sh"
+_pg: dict[str, str | None] = {}
+
+
+def _start_postgres() -> str | None:
+    """A throwaway PostgreSQL server (deploy/postgres/pg.sh) when the machine has PostgreSQL's
+    binaries and no server was named: ``make test`` runs what the machine can run. Stopped at
+    exit if this started it. None, with the reason kept, when it cannot start."""
+    if not glob.glob("/usr/lib/postgresql/*/bin/postgres"):
+        _pg["why"] = ("PostgreSQL's server binaries are not installed (Debian: apt-get install -y postgresql), "
+                      "and XJ_TEST_DATABASE_URL names no server")
+        return None
+    was_up = subprocess.run(["bash", str(PG_SH), "status"], capture_output=True).returncode == 0
+    up = subprocess.run(["bash", str(PG_SH), "up"], capture_output=True, text=True, timeout=120)
+    if up.returncode != 0:
+        _pg["why"] = f"deploy/postgres/pg.sh up failed: {(up.stderr or up.stdout).strip()[-500:]}"
+        return None
+    if not was_up:
+        atexit.register(lambda: subprocess.run(["bash", str(PG_SH), "down"], capture_output=True))
+    return subprocess.run(["bash", str(PG_SH), "url"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def need_postgres() -> str:
-    if PG_URL:
-        return PG_URL
+    if "url" not in _pg:
+        _pg["url"] = os.environ.get("XJ_TEST_DATABASE_URL") or _start_postgres()
+    url = _pg["url"]
+    if url:
+        return url
     if IN_CI:
-        pytest.fail("CI=true but XJ_TEST_DATABASE_URL is not set: PostgreSQL tests must run in CI")
-    pytest.skip("no PostgreSQL server: set XJ_TEST_DATABASE_URL (bash deploy/postgres/pg.sh up; "
-                "export XJ_TEST_DATABASE_URL=$(bash deploy/postgres/pg.sh url))")
+        pytest.fail(f"CI=true but no PostgreSQL server: {_pg.get('why')}")
+    pytest.skip(f"no PostgreSQL server: {_pg.get('why')}")
 
 
 @pytest.fixture
