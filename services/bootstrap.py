@@ -62,10 +62,14 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
     stop = stop or asyncio.Event()
     tasks: list[asyncio.Task[Any]] = []
     server = None
-    if "trajectory" in services:
-        from services.trajectory.runtime import run_embedded
+    trajectory = None
+    if "trajectory" in services or "mediation" in services:  # the HTTP server takes the feeds in
+        from services.trajectory.bootstrap import bootstrap as trajectory_bootstrap
 
-        tasks.append(asyncio.create_task(run_embedded(bus, engine, settings, stop), name="trajectory"))
+        trajectory = trajectory_bootstrap(engine=engine, bus=bus)
+        tasks.append(asyncio.create_task(trajectory.run_uploads(stop), name="trajectory:uploads"))
+    if "trajectory" in services and trajectory is not None:
+        tasks.append(asyncio.create_task(trajectory.run_handlers(stop), name="trajectory"))
     if "notify" in services:
         from services.notify.worker import run as run_notify
 
@@ -80,6 +84,8 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
         mediation = Mediation(engine, settings)
         container = Container(mediation=mediation, bus=bus, tz=settings.timezone, key_dir=settings.key_dir)
         app = create_app(container)
+        assert trajectory is not None
+        app.include_router(trajectory.router(container.require_feeder))  # the feeds' owner takes them in
         _mount_extras(app, container, engine, settings)
         runtime.subscribe(mediation, bus, settings.key_dir, container.poke, mediation.settings.mediation_group)
         tasks.append(asyncio.create_task(runtime.relay_outbox(mediation, bus, container.poke, stop), name="relay"))
@@ -117,12 +123,7 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
 def _mount_extras(app: Any, container: Any, engine: Engine, settings: Settings) -> None:
     """Routers of the other services and the web pages, served by the same HTTP server."""
     from services.mediation.web import mount as mount_web
-    from services.trajectory.api import make_router as feed_router
-    from services.trajectory.runtime import open_store
 
-    # the feeds' owner takes them in, on the same server: stored before the answer, in the store
-    # every trajectory worker reads
-    app.include_router(feed_router(open_store(engine), container.require_feeder, settings.timezone))
     mount_web(app, container, engine, settings)
     try:
         from services.notify.api import make_router

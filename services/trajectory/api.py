@@ -55,8 +55,16 @@ async def body_of(request: Request, limit: int = FEED_LIMIT) -> bytes:
     return out
 
 
-def make_router(store: FeedStore, authorize: Callable[..., Any], tz: str) -> APIRouter:
-    """The feed routes on ``store``; ``authorize`` guards both."""
+def make_router(store: FeedStore, authorize: Callable[..., Any], tz: str,
+                on_stored: Callable[[Intake], None] | None = None) -> APIRouter:
+    """The feed routes on ``store``; ``authorize`` guards both; ``on_stored`` hears of each upload
+    once it is stored (the gap flagger)."""
+
+    def told(i: Intake) -> FeedResult:
+        if on_stored is not None and i.spans:
+            on_stored(i)
+        return as_result(i)
+
     router = APIRouter(prefix="/api/v1", tags=["feeds"])
     ndjson = {"requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}
     Uploader = Annotated[Any, Depends(authorize)]
@@ -66,14 +74,14 @@ def make_router(store: FeedStore, authorize: Callable[..., Any], tz: str) -> API
         """DATA_CONTRACT §1 lines (NDJSON, gzip accepted). Stored before the answer; bad lines are
         reported with their number and skipped; an event stored before counts as a duplicate."""
         body = await body_of(request)
-        return as_result(await run_in_threadpool(take_platform, store, body, tz=tz))
+        return told(await run_in_threadpool(take_platform, store, body, tz=tz))
 
     @router.post("/feeds/gps", response_model=FeedResult, openapi_extra=ndjson)
     async def feed_gps(request: Request, _: Uploader) -> FeedResult:
         """DATA_CONTRACT §2 lines (NDJSON, gzip accepted). Stored before the answer; bad lines are
         reported with their number and skipped; a fix stored before counts as a duplicate."""
         body = await body_of(request)
-        return as_result(await run_in_threadpool(take_gps, store, body, tz=tz))
+        return told(await run_in_threadpool(take_gps, store, body, tz=tz))
 
     return router
 

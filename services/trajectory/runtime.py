@@ -41,6 +41,7 @@ class TrajectorySettings(Settings):
     partitions: int = 6  # XJ_PARTITIONS: partitions of the topics the worker declares
     gap_settle_s: float = 0.5  # XJ_GAP_SETTLE_S: wait before classifying a closed gap (pings in flight)
     gap_sync_max_s: float = 30.0  # XJ_GAP_SYNC_MAX_S: longest wait for the feeds on the broker to be stored before a gap is judged or a request answered (the request then fails, saying to ask again)
+    gap_gps_wait_s: float = 600.0  # XJ_GAP_GPS_WAIT_S: an uploaded gap waits this long for the rider's GPS to reach past it before it is judged on what is stored
     gap_lease_s: float = 60.0  # XJ_GAP_LEASE_S: a gap claimed and not flagged after this is taken again
     gap_sweep_s: float = 15.0  # XJ_GAP_SWEEP_S: how often unflagged gaps are looked for
     gap_rebuild_s: float = 6 * 3600.0  # XJ_GAP_REBUILD_S: platform events a starting worker replays
@@ -112,12 +113,11 @@ async def _retention(store: FeedStore, settings: TrajectorySettings, stop: async
             logger.exception("retention run failed")
 
 
-async def run_embedded(bus: Bus, engine: Engine, settings: Settings, stop_event: asyncio.Event) -> None:
-    """Run the trajectory service on ``bus`` until ``stop_event`` is set. Upgrades its tables on
-    ``engine``, subscribes its handlers (the caller starts and stops the bus, before or after this
-    is called) and runs retention every ``purge_every_s``."""
-    tset = settings if isinstance(settings, TrajectorySettings) else TrajectorySettings(**settings.model_dump())
-    store = await asyncio.to_thread(open_store, engine)
+async def run_embedded(bus: Bus, store: FeedStore, settings: TrajectorySettings, stop_event: asyncio.Event) -> None:
+    """Run the trajectory service's handlers on ``bus`` until ``stop_event`` is set: subscribes them
+    (the caller starts and stops the bus, before or after this is called) and runs retention every
+    ``purge_every_s``."""
+    tset = settings
     subscribe(bus, store, tset)
     logger.info("trajectory service subscribed (group %s, retention %.0f days)", GROUP, tset.retention_days)
     retention = asyncio.create_task(_retention(store, tset, stop_event), name="trajectory:retention")

@@ -143,6 +143,7 @@ class Intake:
     accepted: int
     duplicates: int
     rejected: list[Problem]
+    spans: dict[str, tuple[float, float]]  # rider -> first and last time of what the upload held
 
 
 def take_gps(store: FeedStore, body: bytes, *, tz: str = DEFAULT_TZ, now: float | None = None) -> Intake:
@@ -155,7 +156,10 @@ def take_gps(store: FeedStore, body: bytes, *, tz: str = DEFAULT_TZ, now: float 
         gps = _keep(gps, ~long_id)
     stored = _retrying(lambda: store.add(gps=gps, received_at=now, exact=True))
     n = int(gps.t.size)
-    return Intake(n, n - stored.pings, sorted(problems, key=lambda p: p.line))
+    spans = pl.DataFrame({"r": gps.rider, "t": gps.t}).group_by("r").agg(pl.col("t").min().alias("a"),
+                                                                         pl.col("t").max().alias("b"))
+    return Intake(n, n - stored.pings, sorted(problems, key=lambda p: p.line),
+                  {r: (a, b) for r, a, b in spans.iter_rows()})
 
 
 def take_platform(store: FeedStore, body: bytes, *, tz: str = DEFAULT_TZ, now: float | None = None) -> Intake:
@@ -170,7 +174,11 @@ def take_platform(store: FeedStore, body: bytes, *, tz: str = DEFAULT_TZ, now: f
         else:
             events.append((ev, t, lines[ev.line - 1].strip()))
     stored = _retrying(lambda: store.add(events=events, received_at=now))
-    return Intake(len(events), len(events) - stored.events, sorted(problems, key=lambda p: p.line))
+    spans: dict[str, tuple[float, float]] = {}
+    for ev, t, _ in events:
+        a, b = spans.get(ev.rider_id, (t, t))
+        spans[ev.rider_id] = (min(a, t), max(b, t))
+    return Intake(len(events), len(events) - stored.events, sorted(problems, key=lambda p: p.line), spans)
 
 
 def read_pings(values: Sequence[bytes], tz: str) -> tuple[GpsColumns, list[tuple[int, str]]]:

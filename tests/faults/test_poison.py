@@ -221,7 +221,7 @@ async def _embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Pl
     from services.bootstrap import database
     from services.mediation import runtime
     from services.notify.worker import run as run_notify
-    from services.trajectory.runtime import run_embedded
+    from services.trajectory.bootstrap import bootstrap as trajectory
 
     monkeypatch.setenv("XJ_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("XJ_DATABASE_URL", f"sqlite:///{tmp_path / 'xj.db'}")
@@ -233,7 +233,7 @@ async def _embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Pl
     stop = asyncio.Event()
     mediation = Mediation(engine, settings)
     poke = asyncio.Event()
-    tasks = [asyncio.create_task(run_embedded(bus, engine, settings, stop)),
+    tasks = [asyncio.create_task(trajectory(engine=engine, bus=bus).run_handlers(stop)),
              asyncio.create_task(run_notify(bus, engine, settings, stop))]
     runtime.subscribe(mediation, bus, settings.key_dir, poke)
     tasks.append(asyncio.create_task(runtime.relay_outbox(mediation, bus, poke, stop)))

@@ -46,8 +46,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
 from services.trajectory.adapters.feeds import GpsColumns, RawEvent, assemble
-from services.trajectory.domain.model import Order, PresenceEvent, RiderDay, Track
-from services.trajectory.gaps import Cause, ClosedGap
+from services.trajectory.domain.model import Order, Phase, PresenceEvent, RiderDay, Track
+from services.trajectory.gaps import Cause, ClosedGap, Flag
 from shared.db import unit_of_work
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,11 @@ class GapRecord(SQLModel, table=True):
     recorded_at: float
     claimed_at: float | None = None  # a worker is classifying it (a lease)
     flagged_at: float | None = None  # GapFlagged published
+    phase: str | None = None  # what the flag said (None: nothing to flag, the feeds that opened it not stored)
+    why: str | None = None
+    flag_end: float | None = None  # the gap's end as judged
+    pings_seen: int | None = None  # the rider's fixes and platform events the judgement was made on
+    events_seen: int | None = None
 
 
 class FeedProgress(SQLModel, table=True):
@@ -249,6 +254,21 @@ def event_uid(ev: RawEvent, raw: bytes) -> str:
 class Stored:
     pings: int  # new rows (duplicates of stored rows not counted)
     events: int
+
+
+@dataclass(frozen=True)
+class RecordedFlag:
+    """A gap's flag as the trajectory service recorded it when it judged the gap."""
+
+    start: float
+    end: float
+    phase: Phase
+    why: str
+    previous_order: str | None
+    next_order: str | None
+    flagged_at: float  # wall clock
+    pings_seen: int
+    events_seen: int
 
 
 @dataclass(frozen=True)
@@ -713,11 +733,32 @@ class FeedStore:
         return [ClosedGap(r[0], float(r[1]), None if r[2] is None else float(r[2]), float(r[3]), Cause(r[4]), r[5], r[6])
                 for r in rows]
 
-    def mark_flagged(self, rider_id: str, start: float, *, now: float | None = None) -> None:
+    def mark_flagged(self, rider_id: str, start: float, *, flag: Flag | None = None, pings_seen: int | None = None,
+                     events_seen: int | None = None, now: float | None = None) -> None:
+        """The gap is flagged (``flag`` None: there was nothing to flag); what it said and saw is kept."""
         with unit_of_work(self.engine) as s:
             s.connection().execute(text(
-                "UPDATE trajectory_gap SET flagged_at = :now WHERE rider_id = :r AND start = :s"),
-                {"now": time.time() if now is None else now, "r": rider_id, "s": start})
+                "UPDATE trajectory_gap SET flagged_at = :now, phase = :phase, why = :why, flag_end = :end, "
+                "pings_seen = :pings, events_seen = :events WHERE rider_id = :r AND start = :s"),
+                {"now": time.time() if now is None else now, "r": rider_id, "s": start,
+                 "phase": None if flag is None else flag.phase.value, "why": None if flag is None else flag.why,
+                 "end": None if flag is None else flag.end, "pings": pings_seen, "events": events_seen})
+
+    def flags(self, rider_id: str, t0: float, t1: float) -> list[RecordedFlag]:
+        """The flags recorded for ``rider_id``'s gaps overlapping [t0, t1], in time order."""
+        with unit_of_work(self.engine) as s:
+            rows = s.connection().execute(text(
+                "SELECT start, flag_end, phase, why, previous_order, next_order, flagged_at, pings_seen, events_seen "
+                "FROM trajectory_gap WHERE rider_id = :r AND phase IS NOT NULL AND start <= :t1 AND flag_end >= :t0 "
+                "ORDER BY start"), {"r": rider_id, "t0": t0, "t1": t1}).all()
+        return [RecordedFlag(float(r[0]), float(r[1]), Phase(r[2]), r[3] or "", r[4], r[5], float(r[6]),
+                             int(r[7] or 0), int(r[8] or 0)) for r in rows]
+
+    def unflagged(self, rider_id: str) -> set[float]:
+        """Starts of the rider's recorded gaps not flagged yet."""
+        with unit_of_work(self.engine) as s:
+            return {float(r[0]) for r in s.connection().execute(text(
+                "SELECT start FROM trajectory_gap WHERE rider_id = :r AND flagged_at IS NULL"), {"r": rider_id})}
 
     def recent_events(self, received_since: float) -> list[tuple[str, str, str, str, float, str | None]]:
         """(rider, kind, type, platform, t, order) of the platform events received since then, in

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Engine
 
-from services.trajectory.runtime import TrajectorySettings, run_embedded
+from services.trajectory.bootstrap import bootstrap
+from services.trajectory.runtime import TrajectorySettings
 from shared import topics
 from shared.bus import InMemoryBus, Message
 from shared.events import AssessmentRequested, Envelope, Event, decode
@@ -66,7 +67,8 @@ async def running(engine: Engine, **settings: Any) -> AsyncIterator[InMemoryBus]
     """The trajectory service embedded on a started in-process bus."""
     bus = InMemoryBus()
     stop = asyncio.Event()
-    task = asyncio.create_task(run_embedded(bus, engine, TrajectorySettings(**settings), stop))
+    task = asyncio.create_task(bootstrap(settings=TrajectorySettings(**settings), engine=engine, bus=bus)
+                               .run_handlers(stop))
     for _ in range(200):  # until it has subscribed (after its migration)
         if bus.positions or task.done():
             break

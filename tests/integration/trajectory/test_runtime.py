@@ -10,7 +10,6 @@ import pytest
 from services.trajectory.adapters.store import FeedStore
 from services.trajectory.runtime import TrajectorySettings, purge_once
 from shared import topics
-from shared.config import Settings
 
 from .helpers import SEED, publish_dir, replies, request, request_for, running, seed_incident
 
@@ -67,13 +66,13 @@ def test_evidence_requested_survives_retention(engine):
     assert window.orders[0].accepted < t - 900 < window.orders[0].ended  # accepted before the held window
 
 
-def test_run_embedded_takes_the_shared_settings(engine):
-    from services.trajectory.runtime import run_embedded
+def test_bootstrap_subscribes_the_handlers_with_its_own_settings(engine):
+    from services.trajectory.bootstrap import bootstrap
     from shared.bus import InMemoryBus
 
     async def go():
         bus, stop = InMemoryBus(), asyncio.Event()
-        task = asyncio.create_task(run_embedded(bus, engine, Settings(), stop))
+        task = asyncio.create_task(bootstrap(engine=engine, bus=bus).run_handlers(stop))
         for _ in range(200):
             if bus.positions:
                 break
