@@ -5,7 +5,6 @@ and makes the rest; the wiring of a deployment calls it and runs what it returns
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
