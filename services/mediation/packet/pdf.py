@@ -185,6 +185,8 @@ def _when(iso: str | None) -> str:
 def _phase(p: Any) -> str:
     if not isinstance(p, str):
         return "—"
+    if p == "insufficient_data":
+        return "待定（数据不足） undetermined (insufficient data)"
     _c, zh, en = PHASES.get(p, ("", p, p))
     return f"{zh} {en}"
 

@@ -146,8 +146,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "undetermined": ("待定", "Undetermined"),
     "continuous_undetermined": ("待定：无法判断是否属于连续配送", "Undetermined: cannot tell whether this was continuous delivery"),
     "coverage_undetermined": ("待定：能否承保取决于补充证据", "Undetermined: cover depends on further evidence"),
-    "undetermined_note": ("轨迹数据不足以作出判断。这是“待定”，不是“否”，也不是“不在保险责任范围内”。",
-                          "The trajectory data cannot decide. This is undetermined: not \"no\", and not \"not covered\"."),
+    "undetermined_note": ("轨迹数据不足以作出判断。这是“待定”：既不是“否”，也不能作为拒赔的理由；补充下列证据后可以认定。",
+                          "The trajectory data cannot decide. This is undetermined: neither a \"no\" nor a ground to "
+                          "refuse the claim; the evidence below would settle it."),
     "settle_with": ("可据以认定的证据", "Evidence that would settle it"),
     "evidence_not_shared": ("调解员审查证据并发出调解方案后，您才能看到本案的证据包。目前您可以看到案件及其状态。",
                             "You will see this case's evidence once the mediator has reviewed it and sent the proposal. "
