@@ -20,7 +20,14 @@ from services.notify.adapters.sql import SqlNotificationStore, set_webhook
 from services.notify.worker import build, run
 from shared.bus import InMemoryBus
 from shared.topics import CASE_EVENTS, dead_letter
-from tests.unit.notify.builders import envelope, evidence_ready, evidence_shared, opened, overdue, responded
+from tests.unit.notify.builders import (
+    envelope,
+    evidence_ready,
+    evidence_shared,
+    opened,
+    overdue,
+    responded,
+)
 
 from .conftest import Receiver, SmtpSink, settings_for, until
 
