@@ -147,3 +147,17 @@ def test_audit_chain_detects_any_edit_removal_or_reorder():
     swapped = list(entries)
     swapped[1], swapped[2] = replace(entries[2], seq=2), replace(entries[1], seq=3)
     assert audit.verify(swapped)
+
+
+def test_the_rider_is_told_undetermined_while_the_case_rests_on_it():
+    from services.mediation.domain.coverage import is_undetermined, rider_note
+
+    assert is_undetermined("insufficient_data") and is_undetermined("connecting", None)
+    assert not is_undetermined("idle", False) and not is_undetermined("connecting", True)
+    zh = rider_note("insufficient_data", "evidence_ready", "zh")
+    en = rider_note("insufficient_data", "proposal_sent", "en")
+    assert zh is not None and "待定" in zh and "不等于“不赔”" in zh
+    assert en is not None and "undetermined" in en and "mediator" in en
+    assert rider_note("idle", "evidence_ready", "zh") is None  # a finding is not announced here
+    assert rider_note("insufficient_data", "resolved", "zh") is None  # settled: nothing to add
+    assert rider_note(None, "opened", "en") is None
