@@ -573,7 +573,9 @@ class Mediation:
             "packets": [{"packet_id": p.id, "created_at": aware(p.created_at), "sha256": p.sha256,
                          "phase": p.phase, "continuous_delivery": p.continuous_delivery, "covered": p.covered,
                          "outcome": _outcome(p.phase, p.continuous_delivery, p.covered),
-                         "current": p.id == row.packet_id, "sent_to_insurer": p.id == row.sent_packet_id,
+                         # an insurer is not told whether newer evidence exists: its current one is the one sent
+                         "current": p.id == (row.sent_packet_id if insurer else row.packet_id),
+                         "sent_to_insurer": p.id == row.sent_packet_id,
                          "sent_at": aware(p.sent_at) if p.sent_at else None} for p in packets],
             "allowed_transitions": [s.value for s in lifecycle.allowed(Status(row.status), actor.role)],
             "history": [self._history_entry(h, shared if insurer else None) for h in hist],

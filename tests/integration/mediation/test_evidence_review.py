@@ -270,6 +270,7 @@ def test_new_feeds_make_a_new_packet_and_the_history_says_which_was_sent(world):
         # the insurer still sees the packet it was sent, not the new one
         mine = ins.get(f"/api/v1/cases/{cid}").json()
         assert mine["packet_id"] == a and [p["packet_id"] for p in mine["packets"]] == [a]
+        assert mine["packets"][0]["current"] and mine["packets"][0]["sent_to_insurer"]  # nothing of the newer one
         assert mine["phase"] == "insufficient_data"
         assert ins.get(f"/api/v1/cases/{cid}/evidence-packet").json()["packet_id"] == a
         assert ins.get(f"/api/v1/cases/{cid}/evidence-packet", params={"packet_id": b}).status_code == 404
