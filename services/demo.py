@@ -87,9 +87,10 @@ def main() -> int:
                 raw = c.get(f"/api/v1/cases/{cid}/evidence-packet").content
                 packet = json.loads(raw)
                 a = packet["assessment"]
-                cd = a["continuous_delivery"]
-                say("3", f"轨迹证据已生成：事发时处于「{PHASE_ZH[a['phase']]}」，"
-                    f"{'待定是否属于' if cd is None else '属于' if cd else '不属于'}连续配送（置信度 {a['confidence']}）。",
+                cd = a["continuous_delivery"]  # None: undetermined (待定), never "no"
+                say("3", f"轨迹证据已生成：事发时处于「{PHASE_ZH.get(a['phase'], a['phase'])}」，"
+                    f"{'是否属于连续配送待定' if cd is None else '属于连续配送' if cd else '不属于连续配送'}"
+                    f"（置信度 {a['confidence']}）。",
                     f"Evidence ready: the rider was '{a['phase']}' at the fall; continuous delivery: "
                     f"{'undetermined' if cd is None else 'yes' if cd else 'no'} (confidence {a['confidence']}).")
                 for zh, en in zip(a["explanation"], a.get("explanation_en", a["explanation"]), strict=False):

@@ -198,6 +198,21 @@ class EvidenceReady(CaseEvent):
 
 
 @event
+class EvidenceShared(CaseEvent):
+    """The mediator sent the proposal: the insurer may now see the case's evidence, the packet
+    named here (the one current at ``proposal_sent``; None if the case has none). Until this event
+    the insurer is told only that the case exists and its status (the mediator reviews first)."""
+
+    TYPE = "EvidenceShared"
+    packet_id: str | None = None
+    packet_sha256: str | None = None
+    phase: str | None = None
+    continuous_delivery: bool | None = None  # None: undetermined (insufficient_data) or no packet
+    covered: bool | None = None  # None: undetermined or no packet
+    reason: str = ""  # the mediator's words with the proposal
+
+
+@event
 class InsurerResponded(CaseEvent):
     TYPE = "InsurerResponded"
     decision: str

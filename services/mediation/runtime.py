@@ -57,7 +57,7 @@ def packet_for(mediation: Mediation, ev: AssessmentReady, key_dir: Any) -> dict[
     }
     phase = str(ev.assessment.get("phase"))
     body = build_packet(packet_id=str(uuid.uuid4()), created_at=mediation.clock(), case=case,
-                        assessment=ev.assessment, coverage=finding(row.product, phase).as_dict(),
+                        assessment=ev.assessment, coverage=finding(row.product, phase, ev.assessment).as_dict(),
                         timeline=ev.timeline, orders=ev.orders, track=ev.track, window=ev.window, tz=tz)
     return KeyRing(key_dir).sign(body)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.mediation.domain.coverage import PRODUCTS
 from services.mediation.domain.model import Status
@@ -97,8 +97,17 @@ class TransitionIn(Strict):
 
 
 class InsurerResponseIn(Strict):
+    """An insurer's answer to the proposal. A refusal must say why (422 naming ``reason``)."""
+
     decision: Literal["accept", "reject"]
-    reason: Text = ""
+    reason: Text = Field(default="", validate_default=True, description="required when the decision is reject")
+
+    @field_validator("reason")
+    @classmethod
+    def _reject_with_reason(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("decision") == "reject" and not v:
+            raise ValueError("a rejection needs a reason")
+        return v
 
 
 class WebhookIn(Strict):

@@ -31,7 +31,7 @@ from services.mediation.adapters.tables import (
     UserRow,
 )
 from services.mediation.domain import audit, deadlines, lifecycle
-from services.mediation.domain.coverage import DEFAULT_PRODUCT
+from services.mediation.domain.coverage import DEFAULT_PRODUCT, is_undetermined
 from services.mediation.domain.errors import ConsentMissing, Forbidden, IllegalTransition, NotFound
 from services.mediation.domain.model import (
     SYSTEM,
@@ -54,6 +54,7 @@ from shared.events import (
     Event,
     EvidenceReady,
     EvidenceRequested,
+    EvidenceShared,
     InsurerResponded,
 )
 from shared.geo import to_wgs84
@@ -217,7 +218,9 @@ class Mediation:
         with Session(self.engine) as s:
             row = self._load(s, actor, case_id)
             hist = s.exec(select(TransitionRow).where(TransitionRow.case_id == case_id).order_by(TransitionRow.id)).all()
-            return self._remember(key, self._public(row, list(hist), actor))
+            packets = s.exec(select(PacketRow).where(PacketRow.case_id == case_id)
+                             .order_by(PacketRow.created_at, PacketRow.id)).all()  # type: ignore[arg-type]
+            return self._remember(key, self._public(row, list(hist), list(packets), actor))
 
     def list_cases(self, *, actor: Actor, status: str | None = None, insurer: str | None = None, q: str | None = None,
                    overdue: bool | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
@@ -279,10 +282,30 @@ class Mediation:
         with unit_of_work(self.engine) as s:
             row = self._load(s, actor, case_id, for_update=True)
             moved, events = lifecycle.transition(to_domain(row), to, actor, reason, now)
-            self._apply(s, row, moved, actor)
-            self._audit(s, row, actor.label, "status_changed", {"to": to.value, "reason": reason})
+            data: dict[str, Any] = {"to": to.value, "reason": reason}
+            if to is Status.PROPOSAL_SENT:
+                # the mediator has reviewed: the current packet goes to the insurer with the proposal
+                events = [*events, self._share_evidence(s, row, moved, actor, reason, now)]
+                data["packet_id"] = row.sent_packet_id
+            self._apply(s, row, moved, actor, packet_id=row.sent_packet_id if to is Status.PROPOSAL_SENT else None)
+            self._audit(s, row, actor.label, "status_changed", data)
             self._emit(s, row, events)
         return self.get_case(actor=actor, case_id=case_id)
+
+    def _share_evidence(self, s: Session, row: CaseRow, moved: Case, actor: Actor, reason: str,
+                        now: datetime) -> EvidenceShared:
+        """Record the current packet as the one sent to the insurer and say so (EvidenceShared)."""
+        p = s.get(PacketRow, row.packet_id) if row.packet_id else None
+        row.sent_packet_id = p.id if p is not None else None
+        row.sent_phase = p.phase or row.assessment_phase if p is not None else None
+        if p is not None and p.sent_at is None:
+            p.sent_at = now
+            s.add(p)
+        return EvidenceShared(**lifecycle.case_fields(moved, actor), reason=reason,
+                              packet_id=p.id if p is not None else None,
+                              packet_sha256=p.sha256 if p is not None else None,
+                              phase=row.sent_phase, continuous_delivery=p.continuous_delivery if p is not None else None,
+                              covered=p.covered if p is not None else None)
 
     def insurer_response(self, *, actor: Actor, case_id: str, decision: str, reason: str) -> dict[str, Any]:
         _require(actor, Role.INSURER)
@@ -315,16 +338,20 @@ class Mediation:
             req.state = "ready"
             s.add(req)
             pid = str(packet.get("packet_id") or uuid.uuid4())
-            s.add(PacketRow(id=pid, case_id=case_id, created_at=now, sha256=digest, body=raw))
+            covered = (packet.get("coverage") or {}).get("covered")
+            s.add(PacketRow(id=pid, case_id=case_id, created_at=now, sha256=digest, body=raw, request_id=request_id,
+                            phase=phase, continuous_delivery=continuous,
+                            covered=covered if isinstance(covered, bool) else None))
             row.packet_id, row.assessment_phase = pid, phase
             if row.status == Status.EVIDENCE_REQUESTED.value:
                 moved, events = lifecycle.transition(to_domain(row), Status.EVIDENCE_READY, SYSTEM,
                                                      f"assessment: {phase}", now)
-                self._apply(s, row, moved, SYSTEM)
+                self._apply(s, row, moved, SYSTEM, packet_id=pid)
             else:
                 moved, events = to_domain(row), []
                 s.add(row)
-            self._audit(s, row, SYSTEM.label, "packet_built", {"packet_id": pid, "sha256": digest, "phase": phase})
+            self._audit(s, row, SYSTEM.label, "packet_built", {"packet_id": pid, "sha256": digest, "phase": phase,
+                                                               "request_id": request_id})
             self._emit(s, row, [*events, EvidenceReady(**lifecycle.case_fields(moved, SYSTEM), packet_id=pid,
                                                        packet_sha256=digest, phase=phase,
                                                        continuous_delivery=continuous)])
@@ -351,18 +378,32 @@ class Mediation:
                 raise NotFound("no such case")
             return row
 
-    def packet_bytes(self, *, actor: Actor, case_id: str) -> bytes:
-        """The signed packet exactly as stored: the bytes its signature and hashes cover."""
+    def packet_bytes(self, *, actor: Actor, case_id: str, packet_id: str | None = None) -> bytes:
+        """The signed packet exactly as stored: the bytes its signature and hashes cover. A mediator
+        gets the current packet, or any of the case's by ``packet_id``; an insurer only the packet
+        sent with the proposal (Forbidden before ``proposal_sent``: the mediator reviews first)."""
         with Session(self.engine) as s:
             row = self._load(s, actor, case_id)
-            if row.packet_id is None:
+            if actor.role is Role.INSURER:
+                if row.sent_packet_id is None:
+                    raise Forbidden(EVIDENCE_NOT_SHARED)
+                if packet_id is not None and packet_id != row.sent_packet_id:
+                    p = s.get(PacketRow, packet_id)
+                    if p is None or p.case_id != case_id or p.sent_at is None:
+                        raise NotFound("no such packet")
+                    return bytes(p.body)
+                wanted: str | None = row.sent_packet_id
+            else:
+                wanted = packet_id or row.packet_id
+            if wanted is None:
                 raise NotFound("no evidence packet yet")
-            p = s.get(PacketRow, row.packet_id)
-            assert p is not None
+            p = s.get(PacketRow, wanted)
+            if p is None or p.case_id != case_id:
+                raise NotFound("no such packet")
             return bytes(p.body)
 
-    def packet(self, *, actor: Actor, case_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = orjson.loads(self.packet_bytes(actor=actor, case_id=case_id))
+    def packet(self, *, actor: Actor, case_id: str, packet_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = orjson.loads(self.packet_bytes(actor=actor, case_id=case_id, packet_id=packet_id))
         return body
 
     # ------------------------------------------------------------ rider
@@ -384,7 +425,7 @@ class Mediation:
         with self.engine.connect() as conn:
             found = conn.execute(
                 sa_select(c.access_code_hash, c.status, c.status_since, c.due_at, c.id, c.rider_lang, a.failures,
-                          a.locked_until)
+                          a.locked_until, c.assessment_phase)
                 .select_from(CaseRow.__table__.outerjoin(StatusAttemptRow.__table__,  # type: ignore[attr-defined]
                                                          a.case_number == c.case_number))
                 .where(c.case_number == number)).first()
@@ -396,7 +437,7 @@ class Mediation:
             return dict(self._remember(key, {
                 "case_number": number, "status": found.status, "updated_at": aware(found.status_since),
                 "deadline": aware(found.due_at) if found.due_at else None, "case_id": found.id,
-                "lang": found.rider_lang}))
+                "lang": found.rider_lang, "phase": found.assessment_phase}))
         with unit_of_work(self.engine) as s:
             att = s.get(StatusAttemptRow, number)
             if att is not None and att.locked_until is not None and aware(att.locked_until) > now:
@@ -447,13 +488,21 @@ class Mediation:
             if entries and (entries[-1].seq != row.audit_seq or entries[-1].hash != row.audit_head):
                 problems.append(f"the trail ends at entry {entries[-1].seq} but the case records {row.audit_seq}: "
                                 "entries were removed")
+            shared = self._shared_packets(s, row) if actor.role is Role.INSURER else None
             return {"intact": not problems, "problems": problems,
-                    "entries": [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "data": e.data,
+                    "entries": [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action,
+                                 "data": e.data if shared is None else _insurer_audit_data(e.action, e.data, shared),
                                  "hash": e.hash} for e in entries]}
+
+    @staticmethod
+    def _shared_packets(s: Session, row: CaseRow) -> set[str]:
+        """The packets of a case that have been sent to its insurer."""
+        return set(s.exec(select(PacketRow.id).where(PacketRow.case_id == row.id,
+                                                     PacketRow.sent_at != None)).all())  # noqa: E711
 
     # ------------------------------------------------------------ internals
 
-    def _apply(self, s: Session, row: CaseRow, moved: Case, actor: Actor) -> None:
+    def _apply(self, s: Session, row: CaseRow, moved: Case, actor: Actor, packet_id: str | None = None) -> None:
         rec = moved.history[-1]
         row.status = moved.status.value
         row.status_since = rec.at
@@ -462,7 +511,7 @@ class Mediation:
         s.add(row)
         s.add(TransitionRow(case_id=row.id, at=rec.at, actor=rec.actor,
                             from_status=rec.from_status.value if rec.from_status else None,
-                            to_status=rec.to_status.value, reason=rec.reason))
+                            to_status=rec.to_status.value, reason=rec.reason, packet_id=packet_id))
 
     def _audit(self, s: Session, row: CaseRow, actor: str, action: str, data: dict[str, Any]) -> None:
         self._reads.clear()  # every change to a case is audited: forget what was read before it
@@ -495,11 +544,17 @@ class Mediation:
                 "insurer_code": row.insurer_code, "claim_number": row.claim_number,
                 "incident_at": aware(row.incident_at), "created_at": aware(row.created_at),
                 "status_since": aware(row.status_since), "due_at": due, "overdue": bool(due and now > due),
-                "phase": row.assessment_phase}
+                # an insurer sees the finding of the packet sent to it, and nothing before the proposal
+                "phase": row.sent_phase if actor.role is Role.INSURER else row.assessment_phase}
 
-    def _public(self, row: CaseRow, hist: list[TransitionRow], actor: Actor) -> dict[str, Any]:
+    def _public(self, row: CaseRow, hist: list[TransitionRow], packets: list[PacketRow],
+                actor: Actor) -> dict[str, Any]:
         out = self._summary(row, actor)
         mediator = actor.role is Role.MEDIATOR
+        insurer = actor.role is Role.INSURER
+        shared = {p.id for p in packets if p.sent_at is not None}
+        if insurer:  # the mediator reviews first: the insurer sees only what was sent to it
+            packets = [p for p in packets if p.id in shared]
         out.update({
             "rider": {"id": row.rider_id, "name": row.rider_name if mediator else mask_name(row.rider_name) or "",
                       "phone": row.rider_phone if mediator else mask_phone(row.rider_phone) or "", "lang": row.rider_lang},
@@ -510,12 +565,33 @@ class Mediation:
             "denial_reason": row.denial_reason,
             "consent": {"given": row.consent_given, "at": aware(row.consent_at) if row.consent_at else None,
                         "method": row.consent_method, "scope": row.consent_scope},
-            "office": row.office, "packet_id": row.packet_id,
+            "office": row.office,
+            # the current packet (an insurer: the one sent to it) and the one sent with the proposal
+            "packet_id": row.sent_packet_id if insurer else row.packet_id,
+            "sent_packet_id": row.sent_packet_id,
+            "evidence_shared": row.sent_packet_id is not None,
+            "packets": [{"packet_id": p.id, "created_at": aware(p.created_at), "sha256": p.sha256,
+                         "phase": p.phase, "continuous_delivery": p.continuous_delivery, "covered": p.covered,
+                         "outcome": _outcome(p.phase, p.continuous_delivery, p.covered),
+                         # an insurer is not told whether newer evidence exists: its current one is the one sent
+                         "current": p.id == (row.sent_packet_id if insurer else row.packet_id),
+                         "sent_to_insurer": p.id == row.sent_packet_id,
+                         "sent_at": aware(p.sent_at) if p.sent_at else None} for p in packets],
             "allowed_transitions": [s.value for s in lifecycle.allowed(Status(row.status), actor.role)],
-            "history": [{"at": aware(h.at), "actor": h.actor, "from": h.from_status, "to": h.to_status,
-                         "reason": h.reason} for h in hist],
+            "history": [self._history_entry(h, shared if insurer else None) for h in hist],
         })
         return out
+
+    @staticmethod
+    def _history_entry(h: TransitionRow, shared: set[str] | None) -> dict[str, Any]:
+        """One transition; for an insurer (``shared``: the packets sent to it) the system's own
+        reasons ("assessment: connecting", "no evidence: ...") and packet ids are withheld unless
+        that packet was sent to it."""
+        entry = {"at": aware(h.at), "actor": h.actor, "from": h.from_status, "to": h.to_status, "reason": h.reason,
+                 "packet_id": h.packet_id}
+        if shared is not None and (h.packet_id not in shared if h.packet_id else h.actor == SYSTEM.label):
+            entry.update(reason="", packet_id=None)
+        return entry
 
     def pending_outbox(self, limit: int = 500) -> list[OutboxRow]:
         with Session(self.engine) as s:
@@ -541,6 +617,24 @@ class Locked(Exception):
 
 
 SYSTEM_READER = Actor(Role.SYSTEM, "system")
+EVIDENCE_NOT_SHARED = ("the evidence is shared with the insurer once the mediator has reviewed it and sent the "
+                       "proposal (proposal_sent)")
+
+
+def _outcome(phase: str | None, continuous: bool | None, covered: bool | None) -> str:
+    """``undetermined`` for an abstention, else ``covered`` / ``not_covered`` (``unknown``: a packet
+    stored before its findings were recorded)."""
+    if phase is not None and is_undetermined(phase, continuous):
+        return "undetermined"
+    return "unknown" if covered is None else "covered" if covered else "not_covered"
+
+
+def _insurer_audit_data(action: str, data: dict[str, Any], shared: set[str]) -> dict[str, Any]:
+    """An audit entry's data as the insurer reads it: what the evidence said is withheld until that
+    packet was sent to it (the chain is checked on the server, on the full data)."""
+    if action == "packet_built" and data.get("packet_id") not in shared or action == "evidence_failed":
+        return {"withheld": "evidence details are shared with the proposal"}
+    return data
 
 
 def can_read(actor: Actor, row: CaseRow) -> bool:

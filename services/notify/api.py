@@ -105,10 +105,15 @@ def make_router(require_mediator: Callable[..., Any], require_case_reader: Calla
     EngineDep = Annotated[Engine, Depends(get_engine or _app_engine)]
 
     @router.get("/cases/{case_id}/notifications", response_model=list[NotificationPublic],
-                dependencies=[Depends(require_case_reader)],
                 summary="A case's notifications and their delivery state")
-    def case_notifications(case_id: str, engine: EngineDep) -> list[NotificationPublic]:
-        return [public(n) for n in SqlNotificationStore(engine).for_case(case_id)]
+    def case_notifications(case_id: str, engine: EngineDep,
+                           reader: Annotated[Any, Depends(require_case_reader)]) -> list[NotificationPublic]:
+        """All of them for a mediator; for the case's insurer, only what was sent to the insurer
+        (what the rider and the mediator were told may carry evidence the insurer is not shown yet)."""
+        found = SqlNotificationStore(engine).for_case(case_id)
+        if str(getattr(getattr(reader, "role", None), "value", "")) == Role.INSURER.value:
+            found = [n for n in found if n.role == Role.INSURER.value]
+        return [public(n) for n in found]
 
     @router.get("/notifications/dead", response_model=list[NotificationPublic],
                 dependencies=[Depends(require_mediator)],

@@ -12,7 +12,16 @@ import pytest
 
 from services.embedded import System
 
-from .conftest import DESK, INCIDENT, PHONE, no_sideways_scroll, open_case_api, unlabelled
+from .conftest import (
+    DESK,
+    INCIDENT,
+    PHONE,
+    SEED,
+    case_body,
+    no_sideways_scroll,
+    open_case_api,
+    unlabelled,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -112,6 +121,17 @@ def test_seed_case_from_opening_to_resolution(browser: Any, system: System, shot
     r = ctx.request.get(case_url + "/figures/map.svg")
     assert r.headers["content-type"].startswith("image/svg+xml") and "sandbox" in r.headers["content-security-policy"]
 
+    # the mediator reviews first: the insurer's portal shows the case and its status, no evidence
+    early = sign_in(browser, s, "insurer", "/insurer/")
+    early.goto(case_url.replace(s.base_url, "").replace("/cases/", "/insurer/cases/"))
+    expect(early.locator("#case-status")).to_have_text("证据已生成")
+    expect(early.locator("#no-packet")).to_contain_text("调解员审查证据并发出调解方案后")
+    assert early.locator("#signature").count() == 0 and early.locator("figure img").count() == 0
+    assert "两单之间的合理衔接" not in early.inner_text("main")
+    assert early.context.request.get(case_url + "/packet.json").status == 403
+    shot(early, "05a-insurer-before-proposal")
+    early.context.close()
+
     assert unlabelled(m) == []
     m.get_by_label("理由或备注").fill("连续配送的合理衔接阶段")
     m.get_by_role("button", name="开始审查").click()
@@ -119,6 +139,7 @@ def test_seed_case_from_opening_to_resolution(browser: Any, system: System, shot
     m.get_by_role("button", name="向保险公司发送调解方案").click()
     expect(m.locator("#case-status")).to_have_text("调解方案已发送保险公司")
     expect(m.locator(".history")).to_contain_text("连续配送的合理衔接阶段")
+    expect(m.locator("#packets .packet-sent")).to_have_count(1)  # the packet that went with the proposal
 
     # ---------------------------------------------------------------- the insurer answers
     ins = browser.new_context(base_url=s.base_url, viewport=DESK, locale="zh-CN").new_page()
@@ -185,6 +206,74 @@ def test_seed_case_from_opening_to_resolution(browser: Any, system: System, shot
     assert no_sideways_scroll(p)
     shot(p, "11-rider-status-form-en")
     for c in (ctx, phone, ins.context):
+        c.close()
+
+
+def _no_gps_rider(s: System, rider: str) -> None:
+    """The seed rider-day's platform events under another rider's id, and no GPS at all."""
+    text = (SEED / "platform.jsonl").read_text().replace("R-LIMING", rider).replace('"lm-', f'"{rider}-')
+    with s.client("feed") as c:
+        r = c.post("/api/v1/feeds/platform-events", content=text.encode())
+        assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+
+
+def test_undetermined_evidence_and_which_packet_went_to_the_insurer(browser: Any, system: System,
+                                                                    shot: Any) -> None:
+    """A rider with no GPS: the desk, the portal and the rider's page say 待定 and what would settle
+    it, never "not covered"; re-requested evidence makes a new packet, and the desk shows which one
+    the insurer has."""
+    from playwright.sync_api import expect
+
+    _no_gps_rider(system, "R-NOGPS")
+    body = case_body()
+    body["rider"] = {**body["rider"], "id": "R-NOGPS"}
+    with system.client("mediator") as api:
+        created = api.post("/api/v1/cases", json=body).json()
+    cid = created["case_id"]
+    m = sign_in(browser, system, "mediator", f"/cases/{cid}")
+    for _ in range(20):  # the platform events just posted, stored (read your writes: issue 12 item 1)
+        m.get_by_role("button", name="调取轨迹证据").click()
+        expect(m.locator("#case-status")).not_to_have_text("正在调取轨迹证据", timeout=30_000)
+        if m.inner_text("#case-status") == "证据已生成":
+            break
+    expect(m.locator("#case-status")).to_have_text("证据已生成")
+    expect(m.locator("#continuous-state")).to_have_text("待定：无法判断是否属于连续配送")
+    expect(m.locator("#coverage-state")).to_have_text("待定：能否承保取决于补充证据")
+    expect(m.locator("#settle-with")).to_contain_text("定位记录")
+    main = m.inner_text("main")
+    assert "不属于连续配送" not in main and "不在保险责任范围内" not in main
+    shot(m, "15-desk-undetermined")
+
+    for step in ("开始审查", "向保险公司发送调解方案"):
+        m.get_by_role("button", name=step).click()
+        m.wait_for_load_state()
+    expect(m.locator("#case-status")).to_have_text("调解方案已发送保险公司")
+    first = m.locator("#packets .packet-sent").count()
+    assert first == 1
+    m.get_by_role("button", name="开始审查").click()
+    expect(m.locator("#case-status")).to_have_text("调解员审查中")
+    m.get_by_role("button", name="重新调取轨迹证据").click()
+    expect(m.locator("#case-status")).to_have_text("证据已生成", timeout=30_000)
+    expect(m.locator("#packets tbody tr")).to_have_count(2)
+    expect(m.locator("#packet-stale")).to_be_visible()  # the insurer has the older one
+    expect(m.locator("#packets .packet-current")).to_have_count(1)
+    expect(m.locator(".history .history-packet")).to_have_count(3)  # built, sent, built
+    shot(m, "16-desk-two-packets")
+
+    ins = sign_in(browser, system, "insurer", "/insurer/")
+    ins.goto(f"/insurer/cases/{cid}")
+    expect(ins.locator("#continuous-state")).to_have_text("待定：无法判断是否属于连续配送")
+    expect(ins.locator("#undetermined-note")).to_be_visible()
+    expect(ins.locator("#packets tbody tr")).to_have_count(1)  # only the packet it was sent
+    assert "不在保险责任范围内" not in ins.inner_text("main")
+    shot(ins, "17-insurer-undetermined")
+
+    p = browser.new_context(base_url=system.base_url, viewport=PHONE, is_mobile=True).new_page()
+    p.goto(f"/status?case={created['case_number']}&code={created['rider_access_code']}")
+    expect(p.locator("#evidence-undetermined")).to_contain_text("待定")
+    assert no_sideways_scroll(p)
+    shot(p, "18-rider-undetermined")
+    for c in (m.context, ins.context, p.context):
         c.close()
 
 

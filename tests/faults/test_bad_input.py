@@ -735,7 +735,7 @@ def test_timestamps_coordinates_and_identifiers_at_their_extremes(api_each_db, r
 
 
 BODIES = {"/api/v1/cases/{case_id}/transitions": {"to": "escalated"},  # valid, so that the parameter is at fault
-          "/api/v1/cases/{case_id}/insurer-response": {"decision": "reject"},
+          "/api/v1/cases/{case_id}/insurer-response": {"decision": "reject", "reason": "no cover"},
           "/api/v1/insurers/{code}/webhook": {"url": "http://127.0.0.1:9/hook", "secret": "whsec_" + "A" * 32}}
 ODD_IDS = ["\x00", "a\x00b", "x" * 10_000, "😀", "\u202e", "..", "%2F..%2F", " ", "-1", "1e400", "NaN", "null",
            "' OR '1'='1", "\x1b[2J"]

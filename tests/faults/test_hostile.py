@@ -79,6 +79,10 @@ class Rule:
 
 
 MI = {"mediator": {200}, "insurer_a": {200}}
+# case A is at evidence_ready when the matrix runs: the mediator has not reviewed it, so its insurer
+# is refused the evidence (the packet, its PDF and figures); it sees the case and its status
+EVIDENCE = {"mediator": {200}, "insurer_a": {403}}
+MEDIATOR_SEES = frozenset({"mediator"})
 POLICY: dict[tuple[str, str], Rule] = {
     # the API (API_CONTRACT.md)
     ("POST", "/api/v1/feeds/platform-events"): Rule({"mediator": {200}}),
@@ -88,7 +92,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/cases/{case_id}"): Rule(MI),
     ("POST", "/api/v1/cases/{case_id}/evidence-requests"): Rule({"mediator": {202, 409}}),
     ("POST", "/api/v1/cases/{case_id}/transitions"): Rule({"mediator": {409}, "insurer_a": {403, 409}}),
-    ("GET", "/api/v1/cases/{case_id}/evidence-packet"): Rule(MI),
+    ("GET", "/api/v1/cases/{case_id}/evidence-packet"): Rule(EVIDENCE, sees_a=MEDIATOR_SEES),
     ("POST", "/api/v1/cases/{case_id}/insurer-response"): Rule({"insurer_a": {200, 409}}),
     ("GET", "/api/v1/cases/{case_id}/audit"): Rule(MI),
     ("PUT", "/api/v1/insurers/{code}/webhook"): Rule({"mediator": {200}}),
@@ -117,9 +121,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/cases/new"): Rule({"mediator": {422}}, web=True),  # an empty form: the form with errors
     ("GET", "/cases/{case_id}"): Rule({"mediator": {200}}, web=True),
     ("POST", "/cases/{case_id}/transitions"): Rule({"mediator": {303}}, web=True),
-    ("GET", "/cases/{case_id}/figures/{name}"): Rule(MI, web=True),
-    ("GET", "/cases/{case_id}/packet.json"): Rule(MI, web=True),
-    ("GET", "/cases/{case_id}/packet.pdf"): Rule(MI, web=True),
+    ("GET", "/cases/{case_id}/figures/{name}"): Rule(EVIDENCE, web=True, sees_a=MEDIATOR_SEES),
+    ("GET", "/cases/{case_id}/packet.json"): Rule(EVIDENCE, web=True, sees_a=MEDIATOR_SEES),
+    ("GET", "/cases/{case_id}/packet.pdf"): Rule(EVIDENCE, web=True, sees_a=MEDIATOR_SEES),
     ("GET", "/insurer/"): Rule({"insurer_a": {200}, "insurer_b": {200}}, web=True),
     ("GET", "/insurer/cases/{case_id}"): Rule({"insurer_a": {200}}, web=True),
     ("POST", "/insurer/cases/{case_id}/response"): Rule({"insurer_a": {303}}, web=True),
@@ -600,3 +604,64 @@ def _actor(med: Any) -> Any:
 
     uid, _ = med.add_user(role=Role.MEDIATOR, name="审计调解员", office="xiacheng")
     return Actor(Role.MEDIATOR, uid, "审计调解员", None, "xiacheng")
+
+
+# ------------------------------------------------------------------------------------------------
+# (d) the mediator reviews first: the insurer sees evidence only from proposal_sent on (runs last:
+# it moves case A on)
+
+def _evidence_markers(w: World) -> dict[str, str]:
+    """What case A's evidence says, as strings a leak can be found by: the packet's id and digest,
+    the phase in JSON and in words, a sentence of the explanation."""
+    with w.system.client("mediator") as m:
+        case = m.get(f"/api/v1/cases/{w.case_id}").json()
+        packet = m.get(f"/api/v1/cases/{w.case_id}/evidence-packet").json()
+    expl = packet["assessment"]["explanation_en"][0]
+    return {"packet id": case["packet_id"], "packet sha256": case["packets"][0]["sha256"],
+            "phase (json)": '"phase":"connecting"', "phase (zh)": "两单之间的合理衔接",
+            "phase (en)": "between consecutive orders", "explanation": expl[:40],
+            "assessment reason": "assessment: connecting"}
+
+
+def test_insurer_sees_no_evidence_before_proposal_sent(world: World, reliability: Any) -> None:
+    w = world
+    markers = _evidence_markers(w)
+    gets = [t for m, t in w.routes if m == "GET" and POLICY[("GET", t)].allowed("insurer_a") is not None
+            and not POLICY[("GET", t)].public]
+    assert "/api/v1/cases/{case_id}" in gets and "/insurer/cases/{case_id}" in gets
+    found: list[str] = []
+    with httpx.Client(base_url=w.system.base_url, timeout=60, follow_redirects=False) as client:
+        def sweep() -> dict[str, httpx.Response]:
+            out = {}
+            for template in gets:
+                url = fill(template, w)
+                out[template] = client.get(url, **request_for("GET", template, "insurer_a", w))
+            for lang in ("zh", "en"):  # the portal page in both languages
+                out[f"/insurer/cases/{{case_id}}?lang={lang}"] = client.get(
+                    fill("/insurer/cases/{case_id}", w), params={"lang": lang},
+                    **request_for("GET", "/insurer/cases/{case_id}", "insurer_a", w))
+            out["/api/v1/cases?insurer list"] = client.get("/api/v1/cases", headers={
+                "Authorization": f"Bearer {w.tokens['insurer_a']}"})
+            return out
+
+        before = sweep()
+        for where, r in before.items():
+            text = r.content.decode("utf-8", "replace")
+            hits = [k for k, v in markers.items() if v in text or v in text.replace(" ", "")]
+            if hits:
+                found.append(f"{where}: {r.status_code} {', '.join(hits)}")
+        with w.system.client("mediator") as m:
+            for to in ("under_review", "proposal_sent"):
+                assert m.post(f"/api/v1/cases/{w.case_id}/transitions", json={"to": to}).status_code == 200
+        after = sweep()
+    reliability.record(6, "insurer sees no evidence before proposal_sent",
+                       load=f"{len(before)} GET answers to the case's insurer at evidence_ready, then after the proposal",
+                       injected="the case's own insurer reading every route before the mediator's review",
+                       lost=len(found), leaked=len(found), detail="; ".join(found[:3]) or "nothing of the evidence shown")
+    assert not found, "the insurer saw evidence before proposal_sent:\n" + "\n".join(found)
+    for template in ("/api/v1/cases/{case_id}/evidence-packet", "/cases/{case_id}/packet.json",
+                     "/cases/{case_id}/packet.pdf", "/cases/{case_id}/figures/{name}"):
+        assert before[template].status_code == 403, template
+        assert after[template].status_code == 200, (template, after[template].text[:200])
+    assert markers["packet id"] in after["/api/v1/cases/{case_id}/evidence-packet"].text
+    assert markers["phase (zh)"] in after["/insurer/cases/{case_id}?lang=zh"].text

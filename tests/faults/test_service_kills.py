@@ -179,6 +179,11 @@ def test_each_service_killed_ten_times_during_the_seed_case(private_kafka, fresh
             m.until("evidence requested", lambda cid=cid: m.status(cid) != "opened",
                     lambda cid=cid: m.call("POST", f"/api/v1/cases/{cid}/evidence-requests"))
             wait(f"{cid} evidence ready", lambda cid=cid: m.status(cid) == "evidence_ready", 120)
+            # the mediator reviews and sends the proposal: the insurer's evidence webhook comes then
+            m.until("under review", lambda cid=cid: m.status(cid) in ("under_review", "proposal_sent"),
+                    lambda cid=cid: m.call("POST", f"/api/v1/cases/{cid}/transitions", json={"to": "under_review"}))
+            m.until("proposal sent", lambda cid=cid: m.status(cid) == "proposal_sent",
+                    lambda cid=cid: m.call("POST", f"/api/v1/cases/{cid}/transitions", json={"to": "proposal_sent"}))
             ins.until("accepted", lambda cid=cid: m.status(cid) == "insurer_accepted",
                       lambda cid=cid: ins.call("POST", f"/api/v1/cases/{cid}/insurer-response",
                                                json={"decision": "accept", "reason": "连续配送的合理衔接"}))
@@ -232,7 +237,7 @@ def test_each_service_killed_ten_times_during_the_seed_case(private_kafka, fresh
         raw[(cid, body.get("type", "?"))] += 1
     control = next(c for c, v in cases.items() if not v)
     expected_types = set(per[control])
-    assert {"case.opened", "case.evidence_ready"} <= expected_types, expected_types
+    assert {"case.opened", "case.evidence_shared"} <= expected_types, expected_types
     wrong_status = {c: final.get(c) for c in cases if final.get(c) != "resolved"}
     gaps = {c: (cases[c], sorted(expected_types - set(per[c])), sorted(recorded[c])) for c in cases
             if expected_types - set(per[c])}

@@ -46,8 +46,12 @@ class CaseRow(SQLModel, table=True):
     created_at: datetime = Field(sa_column=TZ())
     status_since: datetime = Field(sa_column=TZ())
     due_at: datetime | None = Field(default=None, sa_column=TZ())
-    packet_id: str | None = Field(default=None, max_length=36)
+    packet_id: str | None = Field(default=None, max_length=36)  # the current packet (the latest built)
     assessment_phase: str | None = Field(default=None, max_length=32)
+    # the packet sent to the insurer with the proposal (the one current at the last proposal_sent);
+    # the insurer sees this one and no other
+    sent_packet_id: str | None = Field(default=None, max_length=36)
+    sent_phase: str | None = Field(default=None, max_length=32)
     audit_seq: int = 0
     audit_head: str = Field(default="0" * 64, max_length=64)
     version: int = 1
@@ -62,6 +66,7 @@ class TransitionRow(SQLModel, table=True):
     from_status: str | None = Field(default=None, max_length=32)
     to_status: str = Field(max_length=32)
     reason: str = Field(default="", sa_column=Column(Text))
+    packet_id: str | None = Field(default=None, max_length=36)  # built (evidence_ready) or sent (proposal_sent)
 
 
 class AuditRow(SQLModel, table=True):
@@ -119,6 +124,11 @@ class PacketRow(SQLModel, table=True):
     created_at: datetime = Field(sa_column=TZ())
     sha256: str = Field(max_length=64)
     body: bytes = Field(sa_column=Column(LargeBinary))  # the signed packet, JSON
+    request_id: str | None = Field(default=None, max_length=36)
+    phase: str | None = Field(default=None, max_length=32)
+    continuous_delivery: bool | None = None  # None: undetermined (or not recorded, before 0002)
+    covered: bool | None = None
+    sent_at: datetime | None = Field(default=None, sa_column=TZ())  # first sent to the insurer
 
 
 class EvidenceRequestRow(SQLModel, table=True):

@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from services.mediation.api import errors
+from services.mediation.domain.coverage import rider_note
 from services.mediation.domain.errors import Forbidden, NotFound
 from services.mediation.domain.model import Actor, Role, Status
 from services.mediation.schemas import (
@@ -180,8 +181,13 @@ def create_app(c: Container) -> FastAPI:
     @api.get("/cases/{case_id}/evidence-packet", tags=["evidence"],
              responses={200: {"content": {"application/pdf": {}}, "description": "JSON, or PDF with ?format=pdf"}})
     async def evidence_packet(case_id: str, actor: CurrentUser,
-                              format: Annotated[str, Query(pattern="^(json|pdf)$")] = "json") -> Response:
-        raw = await run_in_threadpool(c.mediation.packet_bytes, actor=actor, case_id=case_id)
+                              format: Annotated[str, Query(pattern="^(json|pdf)$")] = "json",
+                              packet_id: Annotated[str | None, Query(max_length=36, description=(
+                                  "an earlier packet of the case (default: the current one; an insurer: the one "
+                                  "sent with the proposal)"))] = None) -> Response:
+        """The signed packet. An insurer sees it once the mediator has sent the proposal (403 before):
+        the packet that was current at ``proposal_sent``."""
+        raw = await run_in_threadpool(c.mediation.packet_bytes, actor=actor, case_id=case_id, packet_id=packet_id)
         if format == "pdf":
             import orjson
 
@@ -282,8 +288,10 @@ def status_view(st: dict[str, Any], lang: str) -> dict[str, Any]:
     s = st["status"]
     zh = lang != "en"
     deadline: datetime | None = st.get("deadline")
+    step = (NEXT_ZH if zh else NEXT_EN)[s]
+    note = rider_note(st.get("phase"), s, "zh" if zh else "en")
     return {"case_number": st["case_number"], "status": s, "status_label": (STATUS_ZH if zh else STATUS_EN)[s],
-            "next_step": (NEXT_ZH if zh else NEXT_EN)[s], "updated_at": st["updated_at"].isoformat(),
+            "next_step": f"{note}{'' if zh else ' '}{step}" if note else step, "updated_at": st["updated_at"].isoformat(),
             "deadline": deadline.isoformat() if deadline else None, "lang": "zh" if zh else "en"}
 
 

@@ -10,7 +10,10 @@ Format ``xianjie.evidence-packet/1``, a JSON object::
                  mobile number in free text masked too
     assessment   the trajectory engine's assessment (DATA_CONTRACT §6), as given (phone numbers
                  masked should any appear in it)
-    coverage     {product, clause_id, clause_text_zh, clause_text_en, covered, phase}, as given
+    coverage     {product, clause_id, clause_text_zh, clause_text_en, covered, outcome, phase}, as given;
+                 for an undetermined assessment (``insufficient_data``, ``continuous_delivery`` null)
+                 ``covered`` is null, ``outcome`` "undetermined", with ``settle_with_zh`` /
+                 ``settle_with_en``: the evidence that would settle it (``domain.coverage.finding``)
     timeline     [{start, end, phase, orders}], clipped to the window
     orders       [{order_id, platform, accepted, arrived, picked_up, ended, end_kind, merchant}]:
                  only the orders whose active time overlaps the window; ``merchant`` is the pickup

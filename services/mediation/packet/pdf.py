@@ -38,6 +38,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from services.mediation.domain.coverage import settle_with
+
 from .canonical import FIGURES, SECTIONS, packet_sha256
 from .figures import PHASES, Circle, Line, Poly, Rect, Scene, Text, scenes_from_sections
 
@@ -183,12 +185,41 @@ def _when(iso: str | None) -> str:
 def _phase(p: Any) -> str:
     if not isinstance(p, str):
         return "—"
+    if p == "insufficient_data":
+        return "待定（数据不足） undetermined (insufficient data)"
     _c, zh, en = PHASES.get(p, ("", p, p))
     return f"{zh} {en}"
 
 
 def _yes_no(b: Any) -> str:
     return "是 YES" if b is True else "否 NO" if b is False else "—"
+
+
+UNDETERMINED_TEXT = "待定 UNDETERMINED"
+
+
+def undetermined(packet: dict[str, Any]) -> bool:
+    """Whether the packet's assessment abstained (``insufficient_data``, ``continuous_delivery``
+    null): then continuous delivery and cover are undetermined, never "no", in packets made before
+    coverage said so too."""
+    a = _dict(packet.get("assessment"))
+    return a.get("phase") == "insufficient_data" or ("continuous_delivery" in a and a["continuous_delivery"] is None)
+
+
+def _finding_word(b: Any, open_: bool) -> str:
+    """Yes / no of a finding; undetermined (待定) when the assessment abstained."""
+    return UNDETERMINED_TEXT if open_ or b is None else _yes_no(b)
+
+
+def settle_lines(packet: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """What evidence would settle an undetermined packet, as its coverage names it (packets made
+    before it did: the general list)."""
+    cov = _dict(packet.get("coverage"))
+    zh, en = _list(cov.get("settle_with_zh")), _list(cov.get("settle_with_en"))
+    if not zh and not en:
+        z, e = settle_with(_dict(packet.get("assessment")))
+        zh, en = list(z), list(e)
+    return [str(x) for x in zh], [str(x) for x in en]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,10 +367,11 @@ def _finding_box(packet: dict[str, Any], width: float) -> Table:
     cov = packet.get("coverage") or {}
     cd = a.get("continuous_delivery")
     covered = cov.get("covered")
+    open_ = undetermined(packet)
 
     def verdict(b: Any) -> str:
-        colour = "#1E7B1E" if b is True else "#B22222" if b is False else "#666666"
-        return f'<font color="{colour}">{mixed(_yes_no(b), bold=True)}</font>'
+        colour = "#B8860B" if open_ or b is None else "#1E7B1E" if b is True else "#B22222"
+        return f'<font color="{colour}">{mixed(_finding_word(b, open_), bold=True)}</font>'
 
     conf = a.get("confidence")
     rows = [
@@ -349,6 +381,11 @@ def _finding_box(packet: dict[str, Any], width: float) -> Table:
         [label("保单是否承保", "Covered by the policy"),
          Paragraph(verdict(covered) + mixed(f"   （条款 clause {cov.get('clause_id') or '—'}）"), S_BIG)],
     ]
+    if open_:
+        rows.append([label("如何认定", "What would settle it"),
+                     Paragraph(mixed("证据不足以判断，结论待定，并非“否”；补充证据见第 1 节。 Not enough evidence to decide: "
+                                     "undetermined, not \"no\"; the evidence that would settle it is in section 1."),
+                               S_CELL)])
     t = Table(rows, colWidths=[width * 0.34, width * 0.66], hAlign="LEFT")
     t.setStyle(TableStyle([
         ("BOX", (0, 0), (-1, -1), 1.2, ACCENT),
@@ -427,6 +464,13 @@ def _story(packet: dict[str, Any], sha: str) -> list[Any]:
     story += _bullets(_list(a.get("explanation")), S_BODY)
     story.append(Spacer(1, 3))
     story += _bullets(_list(a.get("explanation_en")), S_EN)
+    if undetermined(packet):
+        zh, en = settle_lines(packet)
+        story.append(Spacer(1, 4))
+        story.append(Paragraph(f"<b>{mixed('结论待定。可据以认定的证据：')}</b> "
+                               f"{mixed('Undetermined. Evidence that would settle it:', bold=True)}", S_BODY))
+        story += _bullets(zh, S_BODY)
+        story += _bullets(en, S_EN)
     story.append(Spacer(1, 6))
     prev, nxt, pw = _dict(a.get("previous_order")), _dict(a.get("next_order")), _dict(a.get("phase_window"))
     rows = [
@@ -486,7 +530,8 @@ def _story(packet: dict[str, Any], sha: str) -> list[Any]:
     # 5. coverage
     rows = [
         (label("险种", "Product"), val(cov.get("product"))),
-        (label("适用条款", "Clause"), val(f"{cov.get('clause_id') or '—'}  ({_yes_no(cov.get('covered'))})")),
+        (label("适用条款", "Clause"),
+         val(f"{cov.get('clause_id') or '—'}  ({_finding_word(cov.get('covered'), undetermined(packet))})")),
         (label("条款原文", "Clause (Chinese)"), val(cov.get("clause_text_zh"))),
         (label("条款（英文）", "Clause (English)"), val(cov.get("clause_text_en"))),
     ]

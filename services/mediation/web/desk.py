@@ -181,7 +181,8 @@ def make_router(web: Web) -> APIRouter:
         from services.mediation.packet.canonical import dump_packet
 
         actor = await run_in_threadpool(reader, request)
-        packet = await run_in_threadpool(web.mediation.packet, actor=actor, case_id=case_id)
+        packet = await run_in_threadpool(web.mediation.packet, actor=actor, case_id=case_id,
+                                         packet_id=_packet_param(request))
         number = (packet.get("case") or {}).get("case_number") or case_id
         # the exact bytes that were signed: the file verifies with `packets verify`
         return Response(dump_packet(packet), media_type="application/json",
@@ -192,13 +193,20 @@ def make_router(web: Web) -> APIRouter:
         from services.mediation.packet.pdf import render_pdf
 
         actor = await run_in_threadpool(reader, request)
-        packet = await run_in_threadpool(web.mediation.packet, actor=actor, case_id=case_id)
+        packet = await run_in_threadpool(web.mediation.packet, actor=actor, case_id=case_id,
+                                         packet_id=_packet_param(request))
         pdf = await run_in_threadpool(render_pdf, packet)
         number = (packet.get("case") or {}).get("case_number") or case_id
         return Response(pdf, media_type="application/pdf",
                         headers={"content-disposition": f'attachment; filename="{_filename(number)}.pdf"'})
 
     return r
+
+
+def _packet_param(request: Request) -> str | None:
+    """``?packet=ID``: an earlier packet of the case (the service decides who may read it)."""
+    value = (request.query_params.get("packet") or "").strip()
+    return value[:36] or None
 
 
 def _filename(number: str) -> str:

@@ -143,6 +143,29 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "coverage": ("保险条款", "Policy clause"),
     "covered": ("在保险责任范围内", "Covered by the policy"),
     "not_covered": ("不在保险责任范围内", "Not covered by the policy"),
+    "undetermined": ("待定", "Undetermined"),
+    "continuous_undetermined": ("待定：无法判断是否属于连续配送", "Undetermined: cannot tell whether this was continuous delivery"),
+    "coverage_undetermined": ("待定：能否承保取决于补充证据", "Undetermined: cover depends on further evidence"),
+    "undetermined_note": ("轨迹数据不足以作出判断。这是“待定”：既不是“否”，也不能作为拒赔的理由；补充下列证据后可以认定。",
+                          "The trajectory data cannot decide. This is undetermined: neither a \"no\" nor a ground to "
+                          "refuse the claim; the evidence below would settle it."),
+    "settle_with": ("可据以认定的证据", "Evidence that would settle it"),
+    "evidence_not_shared": ("调解员审查证据并发出调解方案后，您才能看到本案的证据包。目前您可以看到案件及其状态。",
+                            "You will see this case's evidence once the mediator has reviewed it and sent the proposal. "
+                            "Until then you see the case and its status."),
+    "packets": ("证据包记录", "Evidence packets"),
+    "packet_current": ("当前", "current"),
+    "packet_sent": ("已随调解方案发给保险公司", "sent to the insurer with the proposal"),
+    "packet_sent_at": ("发送于 {at}", "sent {at}"),
+    "packet_not_sent": ("尚未发给保险公司", "not sent to the insurer"),
+    "packet_stale": ("发给保险公司的证据包不是当前证据包：证据已更新，请重新发送调解方案。",
+                     "The packet sent to the insurer is not the current one: the evidence changed since; send the "
+                     "proposal again."),
+    "outcome_covered": ("在保险责任范围内", "covered"),
+    "outcome_not_covered": ("不在保险责任范围内", "not covered"),
+    "outcome_undetermined": ("待定", "undetermined"),
+    "outcome_unknown": ("—", "—"),
+    "history_packet": ("证据包 {id}", "packet {id}"),
     "figures": ("轨迹图与时间线", "Map and timeline"),
     "map_alt": ("事发前后 {n} 个定位点的轨迹图，标出事发地点和商家", "Map of {n} GPS fixes around the incident, with the incident and merchants marked"),
     "timeline_alt": ("订单、配送阶段和事发时刻的时间线", "Timeline of the orders, delivery phases and the incident"),
@@ -257,7 +280,7 @@ PHASES: dict[str, tuple[str, str]] = {
     "connecting": ("两单之间的合理衔接", "between consecutive orders"),
     "idle": ("空闲（未接单）", "idle (no order)"),
     "offline": ("离线", "offline"),
-    "insufficient_data": ("数据不足，无法判断", "not enough data to tell"),
+    "insufficient_data": ("待定（数据不足，无法判断）", "undetermined (not enough data to tell)"),
 }
 
 # the buttons that move a case, as verbs

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from services.mediation.domain.coverage import rider_note
 from services.mediation.service import Locked
 
 from . import i18n, lookups, views
@@ -49,6 +50,7 @@ def make_router(web: Web) -> APIRouter:
         sent = await run_in_threadpool(lookups.rider_notifications, web.engine, st["case_id"])
         result = {"number": st["case_number"], "status": st["status"],
                   "label": i18n.status_label(st["status"], lang), "next": i18n.next_step(st["status"], lang),
+                  "evidence": rider_note(st.get("phase"), st["status"], lang),
                   "deadline": views.local(st.get("deadline"), web.tz), "updated": views.local(st["updated_at"], web.tz)}
         return page(request, {"number": st["case_number"], "result": result, "sent": sent}, lang=lang)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pendulum
 
-from services.mediation.domain.coverage import PRODUCTS
+from services.mediation.domain.coverage import PRODUCTS, UNDETERMINED, settle_with
 
 from . import i18n
 
@@ -91,15 +91,22 @@ def packet_view(packet: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
                "end_kind": o.get("end_kind")} for o in packet.get("orders") or []]
     dq = a.get("data_quality") or {}
     points = (packet.get("track") or {}).get("points") or []
+    open_ = a.get("phase") == UNDETERMINED or ("continuous_delivery" in a and a["continuous_delivery"] is None)
+    settle = list(cov.get("settle_with_en" if en else "settle_with_zh") or [])
+    if open_ and not settle:  # a packet made before coverage named them
+        zh, en_ = settle_with(a)
+        settle = list(en_ if en else zh)
     return {
+        "undetermined": open_,
+        "settle": [str(x) for x in settle] if open_ else [],
         "packet_id": packet.get("packet_id"),
         "created_at": local(packet.get("created_at"), tz),
         "phase": a.get("phase"),
         "phase_label": i18n.phase_label(a.get("phase"), lang),
-        "continuous": a.get("continuous_delivery"),
+        "continuous": None if open_ else a.get("continuous_delivery"),
         "confidence": round(float(a["confidence"]) * 100) if isinstance(a.get("confidence"), int | float) else None,
         "explanation": list(a.get("explanation_en" if en else "explanation") or a.get("explanation") or []),
-        "covered": cov.get("covered"),
+        "covered": None if open_ else cov.get("covered"),
         "clause": cov.get("clause_text_en" if en else "clause_text_zh") or "",
         "clause_id": cov.get("clause_id"),
         "product": (product.name_en if en else product.name_zh) if product else cov.get("product"),

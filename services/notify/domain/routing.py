@@ -3,12 +3,17 @@
 | event | rider (SMS) | insurer (email + webhook) | mediator (email) |
 |---|---|---|---|
 | CaseOpened | yes: number, status page link | yes | |
-| EvidenceReady | yes | yes, with the packet link | |
+| EvidenceReady | yes (undetermined: says so, and what would settle it) | **no**: the mediator reviews first | |
+| EvidenceShared (the proposal is sent) | | yes, with the packet link and its finding | |
 | InsurerResponded | yes: the decision | | yes |
-| StatusChanged to proposal_sent | | yes | |
+| StatusChanged to proposal_sent | | webhook only (the email is EvidenceShared's) | |
 | StatusChanged to escalated, withdrawn, closed | yes (final) | yes | |
 | StatusChanged to resolved | yes (final) | | |
 | CaseOverdue | | | yes |
+
+An insurer hears of a case's evidence only once the mediator has sent the proposal (EvidenceShared),
+never when it is built (EvidenceReady). An undetermined finding (``insufficient_data``) travels as
+``continuous_delivery: null`` and ``outcome: "undetermined"``, never as false.
 
 The rider's language is the case's ``rider_lang`` (Chinese unless English was chosen); insurers
 have theirs in the directory; mediators share the deployment's staff language. The rider's
@@ -29,6 +34,7 @@ from shared.events import (
     CaseOverdue,
     Event,
     EvidenceReady,
+    EvidenceShared,
     InsurerResponded,
     StatusChanged,
 )
@@ -36,11 +42,22 @@ from shared.events import (
 from .model import CaseView, Channel, InsurerContact, Intent, Role
 
 FINAL_STATUSES = frozenset({"resolved", "closed", "escalated", "withdrawn"})  # rider is told
-INSURER_STATUSES = frozenset({"proposal_sent", "escalated", "withdrawn", "closed"})  # insurer is told
+INSURER_STATUSES = frozenset({"escalated", "withdrawn", "closed"})  # insurer is told (email and webhook)
+INSURER_WEBHOOK_STATUSES = INSURER_STATUSES | {"proposal_sent"}  # its email is EvidenceShared's
 
 # webhook event types (the ``type`` of the Standard Webhooks payload)
-WEBHOOK_TYPES = {"CaseOpened": "case.opened", "EvidenceReady": "case.evidence_ready",
+WEBHOOK_TYPES = {"CaseOpened": "case.opened", "EvidenceShared": "case.evidence_shared",
                  "StatusChanged": "case.status_changed"}
+
+
+def outcome(phase: str | None, continuous_delivery: bool | None) -> str | None:
+    """``continuous``, ``not_continuous`` or ``undetermined`` (the engine abstained:
+    ``insufficient_data``, ``continuous_delivery`` null); None when there is no finding."""
+    if phase is None:
+        return None
+    if phase == "insufficient_data" or continuous_delivery is None:
+        return "undetermined"
+    return "continuous" if continuous_delivery else "not_continuous"
 
 
 def lang_of(value: str | None, default: str = "zh") -> str:
@@ -88,10 +105,10 @@ def route(event: Event, *, event_id: str, occurred_at: datetime, base_url: str,
         lang = lang_of(event.rider_lang)
         out.append(Intent(event_id, event.case_id, Role.RIDER, Channel.SMS, event.rider_phone,
                           rider, lang, {**ctx, "status_link": status_link(base_url, event.case_number, lang)}))
-    if to_insurer:
+    if to_insurer or _insurer_webhook(event):
         lang = lang_of(insurer.lang if insurer else None)
         email = event.insurer_email or (insurer.email if insurer else None)
-        if email:
+        if email and to_insurer:
             out.append(Intent(event_id, event.case_id, Role.INSURER, Channel.EMAIL, email,
                               to_insurer, lang, ctx))
         if insurer is not None and insurer.webhook:
@@ -118,14 +135,24 @@ def _rider_template(e: CaseEvent) -> str | None:
 
 
 def _insurer_template(e: CaseEvent) -> str | None:
+    """The insurer's email. Never for EvidenceReady: the mediator reviews the evidence first."""
     match e:
         case CaseOpened():
             return "insurer_case_opened"
-        case EvidenceReady():
-            return "insurer_evidence_ready"
+        case EvidenceShared():
+            return "insurer_evidence_shared"
         case StatusChanged() if e.status in INSURER_STATUSES:
             return "insurer_status_changed"
     return None
+
+
+def _insurer_webhook(e: CaseEvent) -> bool:
+    match e:
+        case CaseOpened() | EvidenceShared():
+            return True
+        case StatusChanged() if e.status in INSURER_WEBHOOK_STATUSES:
+            return True
+    return False
 
 
 def _mediator_template(e: CaseEvent) -> str | None:
@@ -149,9 +176,13 @@ def _context(e: CaseEvent, *, occurred_at: datetime, base_url: str) -> dict[str,
         case StatusChanged():
             ctx.update(from_status=e.from_status, reason=e.reason)
         case EvidenceReady():
-            ctx.update(packet_link=packet_link(base_url, e.case_id), packet_id=e.packet_id,
-                       packet_sha256=e.packet_sha256, phase=e.phase,
-                       continuous_delivery=e.continuous_delivery)
+            ctx.update(packet_id=e.packet_id, phase=e.phase, continuous_delivery=e.continuous_delivery,
+                       outcome=outcome(e.phase, e.continuous_delivery))
+        case EvidenceShared():
+            ctx.update(packet_link=packet_link(base_url, e.case_id) if e.packet_id else None,
+                       packet_id=e.packet_id, packet_sha256=e.packet_sha256, phase=e.phase,
+                       continuous_delivery=e.continuous_delivery, covered=e.covered, reason=e.reason,
+                       outcome=outcome(e.phase, e.continuous_delivery))
         case InsurerResponded():
             ctx.update(decision=e.decision, reason=e.reason)
         case CaseOverdue():
@@ -170,10 +201,11 @@ def webhook_payload(e: CaseEvent, *, event_id: str, occurred_at: datetime, base_
     match e:
         case StatusChanged():
             data.update(from_status=e.from_status, reason=e.reason)
-        case EvidenceReady():
-            data.update(packet_url=packet_link(base_url, e.case_id), packet_id=e.packet_id,
-                        packet_sha256=e.packet_sha256, phase=e.phase,
-                        continuous_delivery=e.continuous_delivery)
+        case EvidenceShared():
+            data.update(packet_url=packet_link(base_url, e.case_id) if e.packet_id else None,
+                        packet_id=e.packet_id, packet_sha256=e.packet_sha256, phase=e.phase,
+                        continuous_delivery=e.continuous_delivery, covered=e.covered,
+                        outcome=outcome(e.phase, e.continuous_delivery), reason=e.reason)
     return {"type": WEBHOOK_TYPES.get(e.TYPE, "case." + e.TYPE.lower()),
             "timestamp": occurred_at.isoformat(), "data": data}
 

@@ -114,19 +114,24 @@ def test_seed_case_through_three_processes(kafka_bootstrap: str, fresh_database,
             packet = m.get(f"/api/v1/cases/{cid}/evidence-packet").json()
             assert packet["assessment"]["continuous_delivery"] is True
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {insurer}"}, timeout=30) as ins:
+            # the mediator reviews first: the evidence reaches the insurer with the proposal
+            assert ins.get(f"/api/v1/cases/{cid}/evidence-packet").status_code == 403
+            with httpx.Client(base_url=base, headers=auth, timeout=30) as m:
+                for to in ("under_review", "proposal_sent"):
+                    assert m.post(f"/api/v1/cases/{cid}/transitions", json={"to": to}).status_code == 200
             assert ins.get(f"/api/v1/cases/{cid}/evidence-packet").status_code == 200
 
         def evidence_hook():  # type: ignore[no-untyped-def]
             for h in list(hooks.received):
                 body = json.loads(h.body)
-                if body.get("type") == "case.evidence_ready":
+                if body.get("type") == "case.evidence_shared":
                     return h, body
             return None
 
-        hook, payload = wait("the insurer's case.evidence_ready webhook", evidence_hook, 30, procs.check_alive)
+        hook, payload = wait("the insurer's case.evidence_shared webhook", evidence_hook, 30, procs.check_alive)
         Webhook(secret).verify(hook.body, hook.headers)  # raises WebhookVerificationError when invalid
         with pytest.raises(WebhookVerificationError):
-            Webhook(secret).verify(hook.body.replace(b"evidence_ready", b"evidence_xxxxx", 1), hook.headers)
+            Webhook(secret).verify(hook.body.replace(b"evidence_shared", b"evidence_xxxxxx", 1), hook.headers)
         assert hook.path == "/picc" and cid in json.dumps(payload)
         types = {json.loads(h.body).get("type") for h in hooks.received}
         assert "case.opened" in types

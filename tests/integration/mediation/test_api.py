@@ -87,11 +87,15 @@ def test_seed_case_from_feeds_to_resolution(system, tmp_path):
         assert _verify_cli(f, s) == 1
         pdf = m.get(f"/api/v1/cases/{cid}/evidence-packet", params={"format": "pdf"})
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
-        assert ins.get(f"/api/v1/cases/{cid}/evidence-packet").status_code == 200
+        # the mediator reviews first: no evidence for the insurer until the proposal is sent
+        assert ins.get(f"/api/v1/cases/{cid}/evidence-packet").status_code == 403
+        assert ins.get(f"/api/v1/cases/{cid}").json()["phase"] is None
 
         for to in ("under_review", "proposal_sent"):
             r = m.post(f"/api/v1/cases/{cid}/transitions", json={"to": to, "reason": "连续配送的合理衔接"})
             assert r.status_code == 200 and r.json()["status"] == to
+        assert ins.get(f"/api/v1/cases/{cid}/evidence-packet").content == raw
+        assert ins.get(f"/api/v1/cases/{cid}").json()["phase"] == "connecting"
         r = ins.post(f"/api/v1/cases/{cid}/insurer-response", json={"decision": "accept", "reason": "evidence accepted"})
         assert r.status_code == 200 and r.json()["status"] == "insurer_accepted"
         for to in ("resolved", "closed"):
@@ -165,8 +169,10 @@ def test_roles_against_every_endpoint(system):
         ("POST", "/api/v1/cases", case_body(), {"mediator": {201}, "mediator_elsewhere": {201}}),
         ("POST", f"/api/v1/cases/{cid}/evidence-requests", None, {"mediator": ok_or}),
         ("POST", f"/api/v1/cases/{cid}/transitions", {"to": "escalated"}, {"mediator": ok_or, "insurer": {403, 409}}),
-        ("GET", f"/api/v1/cases/{cid}/evidence-packet", None, {"mediator": {200, 404}, "insurer": {200, 404}}),
-        ("POST", f"/api/v1/cases/{cid}/insurer-response", {"decision": "reject"}, {"insurer": ok_or}),
+        # before proposal_sent the insurer sees no evidence (403); a mediator gets 404 (no packet yet)
+        ("GET", f"/api/v1/cases/{cid}/evidence-packet", None, {"mediator": {200, 404}, "insurer": {403}}),
+        ("POST", f"/api/v1/cases/{cid}/insurer-response", {"decision": "reject", "reason": "no cover"},
+         {"insurer": ok_or}),
         ("GET", f"/api/v1/cases/{cid}/audit", None, {"mediator": {200}, "insurer": {200}}),
         ("PUT", "/api/v1/insurers/PICC/webhook", {"url": "http://127.0.0.1:9/hook", "secret": "whsec_" + "A" * 32},
          {"mediator": {200}, "mediator_elsewhere": {200}}),
@@ -186,6 +192,9 @@ def test_roles_against_every_endpoint(system):
                 assert r.status_code in allowed[who], (who, method, path, r.status_code, r.text)
             else:
                 assert r.status_code in (403, 404), (who, method, path, r.status_code, r.text)
+    with s.client("insurer") as c:  # a refusal without a reason names the field
+        r = c.post(f"/api/v1/cases/{cid}/insurer-response", json={"decision": "reject"})
+        assert r.status_code == 422 and "reason" in r.json()["detail"], r.text
     with s.client("mediator_elsewhere") as c:
         assert all(i["case_id"] != cid for i in c.get("/api/v1/cases").json()["items"])
     with s.client("insurer_other") as c:

@@ -115,3 +115,35 @@ def test_very_long_free_text_is_cut_in_print_not_fatal(seed_packet, tmp_path):
         f.write_bytes(pdf)
         text = subprocess.run([tool, "-enc", "UTF-8", str(f), "-"], capture_output=True, check=True).stdout.decode()
         assert "full text, 16000 characters, in the JSON file" in text.replace("\n", " ")
+
+
+def _undetermined(packet: dict, *, legacy: bool = False) -> dict:
+    """The seed packet as if the engine had abstained: no GPS, insufficient_data. ``legacy``: as
+    packets made before coverage knew it (continuous_delivery and covered false)."""
+    from services.mediation.domain.coverage import finding
+
+    a = {**packet["assessment"], "phase": "insufficient_data", "continuous_delivery": False if legacy else None,
+         "data_quality": {**packet["assessment"]["data_quality"], "gps_points_used": 0, "gps_coverage_30min": 0.0}}
+    cov = finding("continuous-delivery", "insufficient_data", a).as_dict()
+    if legacy:
+        cov = {k: v for k, v in cov.items() if not k.startswith("settle_with")} | {"covered": False}
+    return {**packet, "assessment": a, "coverage": cov}
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["undetermined", "legacy-false"])
+def test_undetermined_prints_as_undetermined_never_no(seed_packet, tmp_path, legacy):
+    """insufficient_data prints 待定 / UNDETERMINED for continuous delivery and cover, with what
+    would settle it; a packet made before (false for insufficient_data) prints the same."""
+    tool = poppler("pdftotext")
+    packet, _ = seed_packet
+    f = tmp_path / "undetermined.pdf"
+    f.write_bytes(render_pdf(_undetermined(packet, legacy=legacy)))
+    text = " ".join(subprocess.run([tool, "-enc", "UTF-8", str(f), "-"], capture_output=True,
+                                   check=True).stdout.decode().split())
+    assert text.count("UNDETERMINED") >= 3  # continuous delivery, covered, the clause line
+    assert "Evidence that would settle it" in text and "GPS fixes" in text
+    assert "undetermined (insufficient data)" in text
+    assert "NO" not in text.split() and "否 NO" not in text
+    determined = subprocess.run([tool, "-enc", "UTF-8", "-", "-"], input=render_pdf(packet), capture_output=True,
+                                check=True).stdout.decode()
+    assert "UNDETERMINED" not in determined and "YES" in determined

@@ -9,7 +9,7 @@ import pytest
 
 from services.notify.adapters.sql import set_contact
 from services.notify.worker import build
-from tests.unit.notify.builders import evidence_ready, opened, responded
+from tests.unit.notify.builders import evidence_shared, opened, responded
 
 from .conftest import SmtpSink, free_port, settings_for, until
 from .harness import record, running, settled
@@ -23,12 +23,12 @@ def test_insurer_email_in_chinese_with_text_and_html(smtp: tuple[SmtpSink, int],
 
     async def go() -> None:
         async with running(app):
-            ns = record(app, evidence_ready())
+            ns = record(app, evidence_shared())
             await settled(app, [n.id for n in ns])
 
     asyncio.run(go())
     (msg,) = sink.to("claims@picc.example")
-    assert msg["Subject"] == "【衔接】案件 XJ-2026-0001 的证据包已就绪"
+    assert msg["Subject"] == "【衔接】案件 XJ-2026-0001 的调解方案与证据"
     assert msg["From"] == "Xianjie <noreply@xianjie.example>"
     assert msg["Auto-Submitted"] == "auto-generated" and msg["X-Xianjie-Case"] == "XJ-2026-0001"
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]

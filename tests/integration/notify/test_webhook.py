@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.notify.adapters.sql import remove_webhook, set_webhook, webhook_info
 from services.notify.worker import build
-from tests.unit.notify.builders import changed, evidence_ready, opened
+from tests.unit.notify.builders import changed, evidence_shared, opened
 
 from .conftest import Receiver, settings_for, until
 from .harness import record, running, settled
@@ -38,13 +38,13 @@ def test_signed_per_standard_webhooks_and_verified_independently(receiver: Recei
 
     async def go() -> None:
         async with running(app):
-            ns = record(app, evidence_ready(), event_id="ev-ready")
+            ns = record(app, evidence_shared(), event_id="ev-ready")
             await settled(app, [n.id for n in ns])
 
     asyncio.run(go())
     (req,) = receiver.at("/picc")
     payload = Webhook(s).verify(req.body, req.headers)
-    assert payload["type"] == "case.evidence_ready"
+    assert payload["type"] == "case.evidence_shared"
     assert payload["data"]["packet_url"] == "http://127.0.0.1:8000/api/v1/cases/case-1/evidence-packet"
     assert payload["data"]["event_id"] == "ev-ready" and "rider_phone" not in payload["data"]
     (n,) = [n for n in app.store.for_case("case-1") if n.channel == "webhook"]

@@ -20,7 +20,14 @@ from services.notify.adapters.sql import SqlNotificationStore, set_webhook
 from services.notify.worker import build, run
 from shared.bus import InMemoryBus
 from shared.topics import CASE_EVENTS, dead_letter
-from tests.unit.notify.builders import envelope, evidence_ready, opened, overdue, responded
+from tests.unit.notify.builders import (
+    envelope,
+    evidence_ready,
+    evidence_shared,
+    opened,
+    overdue,
+    responded,
+)
 
 from .conftest import Receiver, SmtpSink, settings_for, until
 
@@ -35,7 +42,8 @@ def test_events_through_the_bus_once_each_even_when_delivered_twice(
     sink, port = smtp
     set_webhook(engine, "PICC", receiver.url("/picc"), SECRET)
     settings = settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port)
-    envs = [envelope(opened()), envelope(evidence_ready()), envelope(responded())]
+    # EvidenceReady tells the rider only (the mediator reviews first); EvidenceShared the insurer
+    envs = [envelope(opened()), envelope(evidence_ready()), envelope(evidence_shared()), envelope(responded())]
     store = SqlNotificationStore(engine)
 
     async def session(messages: list[bytes]) -> None:
@@ -57,11 +65,11 @@ def test_events_through_the_bus_once_each_even_when_delivered_twice(
             assert dlq.value == b"not an event" and dlq.header("group") == b"notify"
 
     raws = [e.to_bytes() for e in envs]
-    asyncio.run(session([raws[0], raws[0], b"not an event", raws[1], raws[2], raws[1]]))
+    asyncio.run(session([raws[0], raws[0], b"not an event", raws[1], raws[2], raws[3], raws[1], raws[2]]))
     rows = store.for_case("case-1")
     assert sorted((n.template, n.channel) for n in rows) == sorted([
         ("rider_case_opened", "sms"), ("insurer_case_opened", "email"), ("webhook", "webhook"),
-        ("rider_evidence_ready", "sms"), ("insurer_evidence_ready", "email"), ("webhook", "webhook"),
+        ("rider_evidence_ready", "sms"), ("insurer_evidence_shared", "email"), ("webhook", "webhook"),
         ("rider_insurer_responded", "sms"), ("mediator_insurer_responded", "email")])
     assert len(sink.messages) == 3 and len(receiver.at("/picc")) == 2
     for r in receiver.at("/picc"):

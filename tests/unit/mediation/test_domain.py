@@ -87,9 +87,34 @@ def test_coverage_names_the_clause():
     assert finding("delivering-only", "delivering").covered
     assert finding("online-time", "idle").covered
     assert not finding("online-time", "offline").covered
-    assert not finding("continuous-delivery", "insufficient_data").covered
+    assert finding("online-time", "offline").outcome == "not_covered"
     for p in PRODUCTS.values():
         assert p.clauses and all(c.text_en and c.text_zh for c in p.clauses)
+
+
+@pytest.mark.parametrize("product", list(PRODUCTS))
+def test_undetermined_is_neither_covered_nor_refused(product):
+    """insufficient_data is its own outcome: covered is None (not False), the texts say 待定 /
+    undetermined, and they name what evidence would settle it."""
+    no_gps = {"phase": "insufficient_data", "continuous_delivery": None,
+              "data_quality": {"gps_points_used": 0, "gps_coverage_30min": 0.0}}
+    f = finding(product, "insufficient_data", no_gps)
+    assert f.covered is None and f.outcome == "undetermined" and f.clause_id is None
+    assert f.clause_text_zh.startswith("待定") and f.clause_text_en.startswith("Undetermined")
+    assert "不在" not in f.clause_text_zh and "outside the cover" not in f.clause_text_en
+    d = f.as_dict()
+    assert d["covered"] is None and d["outcome"] == "undetermined"
+    assert any("GPS" in s for s in d["settle_with_en"]) and any("定位" in s for s in d["settle_with_zh"])
+    assert any("order" in s for s in d["settle_with_en"])  # no order either: the platform's records
+    assert len(d["settle_with_zh"]) == len(d["settle_with_en"])
+    # the aftermath case: GPS was fine, the previous order known, no next one: ask for that
+    after = finding(product, "insufficient_data", {
+        "continuous_delivery": None, "previous_order": {"order_id": "A"},
+        "data_quality": {"gps_points_used": 300, "gps_coverage_30min": 1.0}})
+    assert not any("GPS" in s for s in after.settle_en)
+    assert any("next order" in s for s in after.settle_en)
+    # a determined finding carries no settle list
+    assert "settle_with_en" not in finding(product, "offline").as_dict()
 
 
 def test_deadlines_flag_overdue_cases():
@@ -122,3 +147,17 @@ def test_audit_chain_detects_any_edit_removal_or_reorder():
     swapped = list(entries)
     swapped[1], swapped[2] = replace(entries[2], seq=2), replace(entries[1], seq=3)
     assert audit.verify(swapped)
+
+
+def test_the_rider_is_told_undetermined_while_the_case_rests_on_it():
+    from services.mediation.domain.coverage import is_undetermined, rider_note
+
+    assert is_undetermined("insufficient_data") and is_undetermined("connecting", None)
+    assert not is_undetermined("idle", False) and not is_undetermined("connecting", True)
+    zh = rider_note("insufficient_data", "evidence_ready", "zh")
+    en = rider_note("insufficient_data", "proposal_sent", "en")
+    assert zh is not None and "待定" in zh and "不等于“不赔”" in zh
+    assert en is not None and "undetermined" in en and "mediator" in en
+    assert rider_note("idle", "evidence_ready", "zh") is None  # a finding is not announced here
+    assert rider_note("insufficient_data", "resolved", "zh") is None  # settled: nothing to add
+    assert rider_note(None, "opened", "en") is None

@@ -12,6 +12,7 @@ from shared.events import (
     Event,
     EvidenceReady,
     EvidenceRequested,
+    EvidenceShared,
     InsurerResponded,
     StatusChanged,
 )
@@ -42,6 +43,18 @@ def evidence_requested(**kw: Any) -> EvidenceRequested:
 def evidence_ready(**kw: Any) -> EvidenceReady:
     return EvidenceReady(**case(**{"status": "evidence_ready", "packet_id": "pk-1", "packet_sha256": "ab" * 32,
                                    "phase": "connecting", "continuous_delivery": True, **kw}))
+
+
+def evidence_shared(**kw: Any) -> EvidenceShared:
+    """The mediator sent the proposal, with the packet current then."""
+    return EvidenceShared(**case(**{"status": "proposal_sent", "packet_id": "pk-1", "packet_sha256": "ab" * 32,
+                                    "phase": "connecting", "continuous_delivery": True, "covered": True,
+                                    "reason": "连续配送的合理衔接", **kw}))
+
+
+def undetermined(**kw: Any) -> dict[str, Any]:
+    """The fields of an abstention (insufficient_data): undetermined, never "no"."""
+    return {"phase": "insufficient_data", "continuous_delivery": None, **kw}
 
 
 def responded(decision: str = "reject", **kw: Any) -> InsurerResponded:

@@ -22,9 +22,11 @@ from .builders import (
     changed,
     evidence_ready,
     evidence_requested,
+    evidence_shared,
     opened,
     overdue,
     responded,
+    undetermined,
 )
 
 pytestmark = pytest.mark.unit
@@ -79,16 +81,33 @@ def test_no_sms_without_a_phone() -> None:
     assert not [i for i in r(opened(rider_phone=None)) if i.role is Role.RIDER]
 
 
-def test_evidence_ready_carries_the_packet_link_to_the_insurer() -> None:
+def test_evidence_ready_tells_the_rider_and_not_the_insurer() -> None:
+    """The mediator reviews first: a packet just built goes to nobody at the insurer."""
     intents = r(evidence_ready())
-    assert who(intents) == [("insurer", "email", "claims@picc.example"), ("insurer", "webhook", "PICC"),
-                            ("rider", "sms", "13800138000")]
+    assert who(intents) == [("rider", "sms", "13800138000")]
+    assert not [i for i in r(evidence_ready(**undetermined())) if i.role is Role.INSURER]
+
+
+def test_evidence_shared_carries_the_packet_link_to_the_insurer() -> None:
+    intents = r(evidence_shared())
+    assert who(intents) == [("insurer", "email", "claims@picc.example"), ("insurer", "webhook", "PICC")]
     email = next(i for i in intents if i.channel is Channel.EMAIL)
+    assert email.template == "insurer_evidence_shared"
     assert email.context["packet_link"] == f"{BASE}/api/v1/cases/case-1/evidence-packet"
     hook = next(i for i in intents if i.channel is Channel.WEBHOOK)
-    assert hook.context["type"] == "case.evidence_ready"
+    assert hook.context["type"] == "case.evidence_shared"
     assert hook.context["data"]["packet_url"] == f"{BASE}/api/v1/cases/case-1/evidence-packet"
     assert hook.context["data"]["packet_sha256"] == "ab" * 32
+    assert hook.context["data"]["continuous_delivery"] is True and hook.context["data"]["outcome"] == "continuous"
+
+
+def test_undetermined_travels_as_null_never_false() -> None:
+    hook = next(i for i in r(evidence_shared(**undetermined(covered=None))) if i.channel is Channel.WEBHOOK)
+    data = hook.context["data"]
+    assert "continuous_delivery" in data and data["continuous_delivery"] is None
+    assert data["covered"] is None and data["outcome"] == "undetermined" and data["phase"] == "insufficient_data"
+    sms = next(i for i in r(evidence_ready(**undetermined())) if i.channel is Channel.SMS)
+    assert sms.context["outcome"] == "undetermined" and sms.context["continuous_delivery"] is None
 
 
 def test_webhook_payload_has_nothing_personal() -> None:
@@ -116,7 +135,7 @@ def test_overdue_tells_the_mediator_only() -> None:
     assert intents[0].template == "mediator_case_overdue" and intents[0].context["deadline"] == T0
 
 
-@pytest.mark.parametrize("status", ["proposal_sent", "escalated", "withdrawn", "closed"])
+@pytest.mark.parametrize("status", ["escalated", "withdrawn", "closed"])
 def test_insurer_told_of_these_status_changes(status: str) -> None:
     intents = r(changed(status))
     assert ("insurer", "email", "claims@picc.example") in who(intents)
@@ -124,6 +143,12 @@ def test_insurer_told_of_these_status_changes(status: str) -> None:
     hook = next(i for i in intents if i.channel is Channel.WEBHOOK)
     assert hook.context["type"] == "case.status_changed"
     assert hook.context["data"]["from_status"] == "under_review"
+
+
+def test_proposal_sent_status_is_a_webhook_only_the_email_comes_with_the_evidence() -> None:
+    intents = r(changed("proposal_sent"))
+    assert who(intents) == [("insurer", "webhook", "PICC")]
+    assert next(iter(intents)).context["type"] == "case.status_changed"
 
 
 @pytest.mark.parametrize("status", ["resolved", "closed", "escalated", "withdrawn"])
@@ -139,7 +164,7 @@ def test_intermediate_status_changes_tell_nobody(status: str) -> None:
 
 
 def test_status_sets_are_what_the_issue_says() -> None:
-    assert {"proposal_sent", "escalated", "withdrawn", "closed"} == INSURER_STATUSES
+    assert {"escalated", "withdrawn", "closed"} == INSURER_STATUSES  # proposal_sent: EvidenceShared's email
     assert {"resolved", "closed"} <= FINAL_STATUSES
 
 

@@ -18,6 +18,7 @@ from shared.events import (
     CaseOverdue,
     EvidenceReady,
     EvidenceRequested,
+    EvidenceShared,
     InsurerResponded,
     StatusChanged,
 )
@@ -44,7 +45,7 @@ def case_events(draw: st.DrawFn) -> Any:
         "mediator_email": draw(st.none() | st.just("wang@m.example") | st.just("claims@picc.example")),
         "insurer_email": draw(st.none() | st.just("claims@picc.example")),
     }
-    kind = draw(st.sampled_from(["opened", "changed", "requested", "ready", "responded", "overdue"]))
+    kind = draw(st.sampled_from(["opened", "changed", "requested", "ready", "shared", "responded", "overdue"]))
     match kind:
         case "opened":
             return CaseOpened(**common)
@@ -54,8 +55,14 @@ def case_events(draw: st.DrawFn) -> Any:
             return EvidenceRequested(**common, request_id="r1")
         case "ready":
             return EvidenceReady(**common, packet_id="p", packet_sha256="0" * 64,
-                                 phase=draw(st.sampled_from(["delivering", "connecting", "idle", "new_phase"])),
-                                 continuous_delivery=draw(st.booleans()))
+                                 phase=draw(st.sampled_from(["delivering", "connecting", "idle", "new_phase",
+                                                             "insufficient_data"])),
+                                 continuous_delivery=draw(st.none() | st.booleans()))
+        case "shared":
+            return EvidenceShared(**common, packet_id=draw(st.none() | st.just("p")), packet_sha256="0" * 64,
+                                  phase=draw(st.none() | st.sampled_from(["connecting", "idle", "insufficient_data"])),
+                                  continuous_delivery=draw(st.none() | st.booleans()),
+                                  covered=draw(st.none() | st.booleans()), reason=draw(text))
         case "responded":
             return InsurerResponded(**common, decision=draw(st.sampled_from(["accept", "reject"])), reason=draw(text))
     return CaseOverdue(**common, deadline=T0)
@@ -78,6 +85,7 @@ def test_routing_properties(event: Any, contact: InsurerContact | None, staff_la
         elif i.role is Role.MEDIATOR:
             assert i.channel is Channel.EMAIL and i.recipient == event.mediator_email and i.lang == staff_lang
         else:
+            assert not isinstance(event, EvidenceReady), "the insurer heard of evidence before the proposal"
             assert i.channel in (Channel.EMAIL, Channel.WEBHOOK)
             if i.channel is Channel.WEBHOOK:
                 assert contact is not None and contact.webhook and i.recipient == contact.code

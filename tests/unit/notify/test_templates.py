@@ -13,7 +13,17 @@ from services.notify.domain.digest import digests
 from services.notify.domain.model import Channel, InsurerContact, Intent, OverdueCase, Role
 from services.notify.domain.routing import route
 
-from .builders import BASE, T0, changed, evidence_ready, opened, overdue, responded
+from .builders import (
+    BASE,
+    T0,
+    changed,
+    evidence_ready,
+    evidence_shared,
+    opened,
+    overdue,
+    responded,
+    undetermined,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +33,10 @@ HOOK = InsurerContact("PICC", webhook=True)
 
 
 def every_intent(lang: str) -> list[Intent]:
-    events = [opened(), evidence_ready(), responded("accept"), responded("reject"), overdue(),
+    events = [opened(), evidence_ready(), evidence_ready(**undetermined()), evidence_shared(),
+              evidence_shared(**undetermined(covered=None)), evidence_shared(packet_id=None, packet_sha256=None, phase=None,
+                                                                            continuous_delivery=None, covered=None),
+              responded("accept"), responded("reject"), overdue(),
               *(changed(s) for s in ("proposal_sent", "escalated", "withdrawn", "closed", "resolved"))]
     out: list[Intent] = []
     for e in events:
@@ -87,7 +100,7 @@ def test_times_are_shown_in_the_deployment_zone() -> None:
 
 
 def test_insurer_decision_and_phase_are_words_not_codes() -> None:
-    zh = [R.render(i) for i in route(evidence_ready(), event_id="e", occurred_at=T0, base_url=BASE, insurer=None)]
+    zh = [R.render(i) for i in route(evidence_shared(), event_id="e", occurred_at=T0, base_url=BASE, insurer=None)]
     email = next(c for c in zh if c.subject)
     assert "两单之间的合理衔接" in email.body and "connecting" not in email.body
     rider = R.render(next(i for i in route(responded("reject"), event_id="e", occurred_at=T0, base_url=BASE,
@@ -133,3 +146,23 @@ def test_no_message_text_in_code() -> None:
     offenders = [p for p in root.rglob("*.py") if CJK.search(p.read_text(encoding="utf-8"))
                  and p.name != "settings.py"]
     assert offenders == []
+
+
+@pytest.mark.parametrize("lang, word, never", [("zh", "待定", ("是否处于连续配送中：否", "不在保险责任范围内。")),
+                                               ("en", "undetermined", ("Continuous delivery: no", "not covered."))])
+def test_undetermined_reads_as_undetermined_never_no(lang: str, word: str, never: tuple[str, ...]) -> None:
+    """An insufficient_data finding: the rider's SMS and the insurer's email say undetermined (待定)
+    and what would settle it; neither says no."""
+    insurer = InsurerContact("PICC", webhook=True, lang=lang)
+    sms = next(i for i in route(evidence_ready(**undetermined(), rider_lang=lang), event_id="e", occurred_at=T0,
+                                base_url=BASE, insurer=insurer) if i.channel is Channel.SMS)
+    email = next(i for i in route(evidence_shared(**undetermined(covered=None)), event_id="e", occurred_at=T0,
+                                  base_url=BASE, insurer=insurer) if i.channel is Channel.EMAIL)
+    for intent, settle in ((sms, ("记录", "records")), (email, ("定位记录", "GPS fixes"))):
+        text = R.render(intent).body
+        assert word in text.lower() or word in text, (intent.template, text)
+        assert settle[0 if lang == "zh" else 1] in text, (intent.template, text)
+        assert not any(n in text for n in never), (intent.template, text)
+    determined = R.render(next(i for i in route(evidence_shared(), event_id="e", occurred_at=T0, base_url=BASE,
+                                                insurer=insurer) if i.channel is Channel.EMAIL)).body
+    assert word not in determined.lower()
