@@ -122,17 +122,13 @@ def post_feed(s: System, name: str) -> None:
 
 
 def evidence(m: httpx.Client, cid: str, packet_before: str | None = None) -> dict[str, Any]:
-    """Request evidence and wait for the new packet. Asked again while the trajectory service has
-    not stored the feeds just posted (issue 12 item 1, read your writes, is another change): the
-    request then fails with "no feeds" and the case goes back to opened."""
-    for _ in range(20):
-        assert m.post(f"/api/v1/cases/{cid}/evidence-requests").status_code == 202
-        case = wait_for(lambda: (c := m.get(f"/api/v1/cases/{cid}").json())["status"]
-                        in ("evidence_ready", "opened") and c)
-        if case["status"] == "evidence_ready" and case["packet_id"] != packet_before:
-            return case  # type: ignore[no-any-return]
-        time.sleep(0.3)
-    raise AssertionError("no packet")
+    """Request evidence once, right after the feeds were posted (read your writes), and wait for the
+    new packet."""
+    assert m.post(f"/api/v1/cases/{cid}/evidence-requests").status_code == 202
+    case = wait_for(lambda: (c := m.get(f"/api/v1/cases/{cid}").json())["status"]
+                    in ("evidence_ready", "opened") and c)
+    assert case["status"] == "evidence_ready" and case["packet_id"] != packet_before, case["status"]
+    return case  # type: ignore[no-any-return]
 
 
 def outbox(s: System, name: str) -> str:
@@ -248,7 +244,6 @@ def test_new_feeds_make_a_new_packet_and_the_history_says_which_was_sent(world):
 
         # the rider's GPS arrives afterwards; the mediator asks again
         post_feed(s, "gps.jsonl")
-        time.sleep(1.0)  # the GPS stored before asking (read your writes is issue 12 item 1, another change)
         case = evidence(m, cid, packet_before=a)
         b = case["packet_id"]
         assert b != a, "a new request after new feeds made no new packet"
