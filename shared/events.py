@@ -118,6 +118,7 @@ class AssessmentRequested(Event):
     location: tuple[float, float] | None = None  # WGS-84 lat, lon
     window_min: float = 30.0  # trajectory shared only within ± this many minutes
     freeze_hours: float = 24.0  # evidence around the incident kept beyond retention
+    claimed_at: datetime | None = None  # when the case was opened: a flag made before it predates any claim
 
 
 @event
@@ -131,6 +132,10 @@ class AssessmentReady(Event):
     orders: list[dict[str, Any]]  # the rider's orders around the incident
     track: list[tuple[float, float, float]]  # (epoch s, lat, lon) within the window only
     window: tuple[float, float]  # epoch s
+    # the gaps between the rider's orders inside the window as the trajectory service flagged them
+    # when they closed (``GapFlagged`` as recorded then): {from, to, phase, continuous_delivery, why,
+    # flagged_at, previous_order, next_order}, times as ISO 8601; optional, so v1 readers still read it
+    gap_flags: list[dict[str, Any]] = []
 
 
 @event

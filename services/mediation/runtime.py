@@ -11,11 +11,19 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from services.mediation import gaps
 from services.mediation.domain.coverage import finding
 from services.mediation.service import Mediation, aware
 from shared import topics
 from shared.bus import Bus, Message
-from shared.events import AssessmentFailed, AssessmentReady, Envelope, EventError, decode
+from shared.events import (
+    AssessmentFailed,
+    AssessmentReady,
+    Envelope,
+    EventError,
+    GapFlagged,
+    decode,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +77,8 @@ async def on_assessments(mediation: Mediation, key_dir: Any, poke: asyncio.Event
         except EventError:
             raise  # the bus dead-letters it with the reason
         if isinstance(ev, AssessmentReady):
+            if ev.gap_flags:
+                await run_in_threadpool(gaps.keep, mediation, ev.rider_id, ev.gap_flags, mediation.settings.timezone)
             packet = await run_in_threadpool(packet_for, mediation, ev, key_dir)
             await run_in_threadpool(mediation.store_packet, case_id=ev.case_id, request_id=ev.request_id,
                                     packet=packet, phase=str(ev.assessment.get("phase")),
@@ -84,3 +94,12 @@ def subscribe(mediation: Mediation, bus: Bus, key_dir: Any, poke: asyncio.Event,
         await on_assessments(mediation, key_dir, poke, batch)
 
     bus.subscribe(topics.ASSESSMENT_READY, group, handler, batch=50)
+
+    async def flags(batch: Sequence[Message]) -> None:
+        for m in batch:
+            env = Envelope.from_bytes(m.value)  # an unreadable one raises: the bus dead-letters it
+            ev = decode(env)
+            if isinstance(ev, GapFlagged):
+                await run_in_threadpool(gaps.project, mediation, ev, env.occurred_at)
+
+    bus.subscribe(topics.GAP_FLAGGED, group, flags, batch=200)

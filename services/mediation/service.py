@@ -269,7 +269,8 @@ class Mediation:
                                       incident_at=aware(row.incident_at),
                                       location=(row.incident_lat, row.incident_lon) if row.incident_lat is not None
                                       and row.incident_lon is not None else None,
-                                      window_min=self.settings.evidence_window_min)
+                                      window_min=self.settings.evidence_window_min,
+                                      claimed_at=aware(row.created_at))
             self._outbox(s, topics.ASSESSMENT_REQUESTED, row.rider_id, req)
             self._emit(s, row, [*events, EvidenceRequested(**lifecycle.case_fields(moved, actor), request_id=rid)])
         return rid

@@ -54,7 +54,8 @@ def bootstrap(*, settings: TrajectorySettings | None = None, engine: Engine, bus
         await bus.publish(topic, key, value)
 
     flagger = UploadFlagger(store, publish, params or Params(), settings.timezone,
-                            gps_wait_s=settings.gap_gps_wait_s, lease_s=settings.gap_lease_s)
+                            gps_wait_s=settings.gap_gps_wait_s, quiet_s=settings.gap_quiet_s,
+                            lease_s=settings.gap_lease_s)
     return Trajectory(settings, store, bus, flagger)
 
 

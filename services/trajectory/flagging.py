@@ -7,8 +7,9 @@ the order closed, before any claim, is the strongest evidence a rider can have.
   notices closes event by event, and a gap is judged once every ping the broker held is stored.
 - On the embedded default feeds arrive as uploads, in any order and any pieces:
   :class:`UploadFlagger` finds the closed gaps of the riders an upload touched in the engine's own
-  timeline of their stored feeds, and judges each once the rider's GPS reaches past its end (or
-  ``XJ_GAP_GPS_WAIT_S`` after it was found, on whatever is stored then).
+  timeline of their stored feeds once the rider's uploads have been quiet for ``XJ_GAP_QUIET_S``
+  (pieces of one export come together), and judges each gap once the rider's GPS reaches past its
+  end (or ``XJ_GAP_GPS_WAIT_S`` after it was found, on whatever is stored then).
 """
 
 from __future__ import annotations
@@ -97,10 +98,11 @@ class UploadFlagger:
     """Gap flags on the embedded default, where feeds come as uploads: see the module's text."""
 
     def __init__(self, store: FeedStore, publish: Publish, params: Params, tz: str, *, gps_wait_s: float = 600.0,
-                 lease_s: float = 60.0, every_s: float = 1.0) -> None:
+                 quiet_s: float = 2.0, lease_s: float = 60.0, every_s: float = 0.5) -> None:
         self.store, self.publish, self.params, self.tz = store, publish, params, tz
-        self.gps_wait_s, self.lease_s, self.every_s = gps_wait_s, lease_s, every_s
+        self.gps_wait_s, self.quiet_s, self.lease_s, self.every_s = gps_wait_s, quiet_s, lease_s, every_s
         self._dirty: dict[str, set[float]] = {}  # rider -> local days (their start) an upload touched
+        self._touched_at: dict[str, float] = {}  # rider -> when an upload last touched him (monotonic)
         self._found: dict[tuple[str, float], tuple[ClosedGap, float, float]] = {}  # gap -> (it, GPS due, found at)
         self._gps_end: dict[str, float] = {}  # rider -> his last cleaned fix (platform clock) when last read
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -109,6 +111,7 @@ class UploadFlagger:
     def touched(self, spans: dict[str, tuple[float, float]]) -> None:
         """An upload stored feeds of these riders between these times (callable from any thread)."""
         for rider, (t0, t1) in spans.items():
+            self._touched_at[rider] = time.monotonic()
             days = self._dirty.setdefault(rider, set())
             t = t0
             while True:
@@ -133,9 +136,12 @@ class UploadFlagger:
     async def once(self, now: float | None = None) -> int:
         """Find the closed gaps of the riders touched since the last round; flag those whose GPS is
         in, or that waited ``gps_wait_s`` for it. Returns the gaps flagged."""
-        dirty, self._dirty = self._dirty, {}
-        for rider, days in dirty.items():
-            for d in sorted(days):
+        # a rider's uploads come in pieces, in any order: his gaps are looked for once his uploads have
+        # been quiet for quiet_s, so that a piece holding his presence or his next order is in
+        calm = time.monotonic() - self.quiet_s
+        ready = [r for r in list(self._dirty) if self._touched_at.get(r, 0.0) <= calm]
+        for rider in ready:
+            for d in sorted(self._dirty.pop(rider, set())):
                 await asyncio.to_thread(self._find, rider, d)
         at = time.time() if now is None else now
         flagged = 0

@@ -42,6 +42,7 @@ class TrajectorySettings(Settings):
     gap_settle_s: float = 0.5  # XJ_GAP_SETTLE_S: wait before classifying a closed gap (pings in flight)
     gap_sync_max_s: float = 30.0  # XJ_GAP_SYNC_MAX_S: longest wait for the feeds on the broker to be stored before a gap is judged or a request answered (the request then fails, saying to ask again)
     gap_gps_wait_s: float = 600.0  # XJ_GAP_GPS_WAIT_S: an uploaded gap waits this long for the rider's GPS to reach past it before it is judged on what is stored
+    gap_quiet_s: float = 2.0  # XJ_GAP_QUIET_S: a rider's uploaded gaps are looked for once his uploads were quiet this long
     gap_lease_s: float = 60.0  # XJ_GAP_LEASE_S: a gap claimed and not flagged after this is taken again
     gap_sweep_s: float = 15.0  # XJ_GAP_SWEEP_S: how often unflagged gaps are looked for
     gap_rebuild_s: float = 6 * 3600.0  # XJ_GAP_REBUILD_S: platform events a starting worker replays

@@ -297,12 +297,16 @@ def assess_request(store: FeedStore, req: AssessmentRequested, params: Params,
         result = assess(analysis, inc, params, lambda x: iso_local(x, tz), within=(w0, w1))
         timeline, orders = timeline_in(analysis, w0, w1, tz), orders_in(day, analysis, w0, w1, tz)
         track = track_in(analysis, w0, w1)
+        flags = flags_in(store, req.rider_id, w0, w1, tz)
+        cite(result, flags, t, None if req.claimed_at is None else req.claimed_at.timestamp())
     except Exception as e:  # an engine fault must answer the case, not leave it waiting forever
         logger.exception("request %s: assessment failed", req.request_id)
         return AssessmentFailed(request_id=req.request_id, case_id=req.case_id,
                                 reason=f"assessment error: {type(e).__name__}: {e}"[:500])
     return AssessmentReady(request_id=req.request_id, case_id=req.case_id, rider_id=req.rider_id,
-                           assessment=_plain(result), timeline=timeline, orders=orders, track=track, window=(w0, w1))
+                           assessment=_plain(result), timeline=timeline, orders=orders, track=track, window=(w0, w1),
+                           gap_flags=[{k: v for k, v in f.items() if k not in ("start", "end", "flagged_epoch")}
+                                      for f in flags])
 
 
 # ---------------------------------------------------------------- evidence, cut to the window
@@ -342,6 +346,37 @@ def orders_in(day: RiderDay, a: DayAnalysis, w0: float, w1: float, tz: str = DEF
                                                           round(o.customer[1], CUSTOMER_DECIMALS)]
         out.append(row)
     return out
+
+
+PHASE_ZH = {"connecting": "两单之间的合理衔接", "idle": "空闲", "insufficient_data": "待定（数据不足）"}
+
+
+def flags_in(store: FeedStore, rider_id: str, w0: float, w1: float, tz: str = DEFAULT_TZ) -> list[dict[str, Any]]:
+    """The rider's gaps inside [w0, w1] as they were flagged when they closed, clipped to it."""
+    return [{"from": iso_local(max(f.start, w0), tz), "to": iso_local(min(f.end, w1), tz), "phase": f.phase.value,
+             "continuous_delivery": f.phase.continuous_delivery, "why": f.why,
+             "flagged_at": iso_local(f.flagged_at, tz), "previous_order": f.previous_order,
+             "next_order": f.next_order, "start": f.start, "end": f.end, "flagged_epoch": f.flagged_at}
+            for f in store.flags(rider_id, w0, w1)]
+
+
+def cite(result: dict[str, Any], flags: list[dict[str, Any]], t: float, claimed_at: float | None) -> None:
+    """Name, in the answer's explanation, the flag recorded for the gap the incident falls in: a
+    judgement made when the orders closed, before anyone had a reason to argue (said so when it
+    was made before the case was opened)."""
+    flag = next((f for f in flags if f["start"] <= t <= f["end"]), None)
+    if flag is None:
+        return
+    when = flag["flagged_at"].replace("T", " ")[:19]
+    early = claimed_at is not None and flag["flagged_epoch"] < claimed_at
+    result["gap_flag"] = {k: v for k, v in flag.items() if k not in ("start", "end", "flagged_epoch")}
+    result["gap_flag"]["before_claim"] = early
+    result.setdefault("explanation", []).append(
+        f"该两单间隔在订单结束时已被系统标记为「{PHASE_ZH.get(flag['phase'], flag['phase'])}」"
+        f"（标记时间 {when}{'，早于理赔申请' if early else ''}）。")
+    result.setdefault("explanation_en", []).append(
+        f"The system flagged this gap between orders as {flag['phase']} when the orders closed, at {when}"
+        f"{', before any claim' if early else ''}.")
 
 
 def track_in(a: DayAnalysis, w0: float, w1: float) -> list[tuple[float, float, float]]:

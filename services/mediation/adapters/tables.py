@@ -148,3 +148,20 @@ class StatusAttemptRow(SQLModel, table=True):
     failures: int = 0
     locked_until: datetime | None = Field(default=None, sa_column=TZ())
     last_failure: datetime | None = Field(default=None, sa_column=TZ())
+
+
+class GapFlagRow(SQLModel, table=True):
+    """A projection of the trajectory service's ``GapFlagged`` events (and of the flags an
+    assessment reply carries), kept for riders with an open case whose consent covers them."""
+
+    __tablename__ = "mediation_gap_flag"
+    rider_id: str = Field(primary_key=True, max_length=100)
+    start: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    end: datetime = Field(sa_column=TZ())
+    phase: str = Field(max_length=32)
+    continuous_delivery: bool | None = None
+    why: str = Field(default="", max_length=64)
+    previous_order: str | None = Field(default=None, max_length=100)
+    next_order: str | None = Field(default=None, max_length=100)
+    flagged_at: datetime | None = Field(default=None, sa_column=TZ())  # when the trajectory service judged it
+    received_at: datetime = Field(sa_column=TZ())

@@ -200,6 +200,14 @@ def create_app(c: Container) -> FastAPI:
                             headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'})
         return Response(raw, media_type="application/json")  # the signed bytes, unchanged
 
+    @api.get("/cases/{case_id}/gaps", tags=["evidence"])
+    async def case_gaps(case_id: str, actor: CurrentUser) -> Response:
+        """The rider's gaps between orders inside the evidence window, as the trajectory service
+        flagged them when the orders closed (the insurer: from ``proposal_sent``)."""
+        from services.mediation.gaps import case_gaps as read
+
+        return as_json(await run_in_threadpool(read, c.mediation, actor=actor, case_id=case_id))
+
     @api.get("/cases/{case_id}/audit", tags=["cases"])
     async def audit_trail(case_id: str, actor: CurrentUser) -> dict[str, Any]:
         return await run_in_threadpool(c.mediation.audit_trail, actor=actor, case_id=case_id)
