@@ -78,15 +78,10 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
         import uvicorn
 
         from services.mediation import runtime
-        from services.mediation.api.app import Container, create_app
-        from services.mediation.service import Mediation
 
-        mediation = Mediation(engine, settings)
-        container = Container(mediation=mediation, bus=bus, tz=settings.timezone, key_dir=settings.key_dir)
-        app = create_app(container)
         assert trajectory is not None
-        app.include_router(trajectory.router(container.require_feeder))  # the feeds' owner takes them in
-        _mount_extras(app, container, engine, settings)
+        app, container = http_app(settings, engine, bus, trajectory)
+        mediation = container.mediation
         runtime.subscribe(mediation, bus, settings.key_dir, container.poke, mediation.settings.mediation_group)
         tasks.append(asyncio.create_task(runtime.relay_outbox(mediation, bus, container.poke, stop), name="relay"))
         config = uvicorn.Config(app, host="127.0.0.1", port=port or settings.http_port, log_level="warning",
@@ -118,6 +113,20 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
             await asyncio.gather(*tasks, return_exceptions=True)
         await bus.stop()
         engine.dispose()
+
+
+def http_app(settings: Any, engine: Engine, bus: Bus, trajectory: Any) -> tuple[Any, Any]:
+    """The one HTTP server: mediation's API and pages, the trajectory service's feed intake and
+    notify's reads, on one FastAPI app. Returns the app and mediation's container."""
+    from services.mediation.api.app import Container, create_app
+    from services.mediation.service import Mediation
+
+    container = Container(mediation=Mediation(engine, settings), bus=bus, tz=settings.timezone,
+                          key_dir=settings.key_dir)
+    app = create_app(container)
+    app.include_router(trajectory.router(container.require_feeder))  # the feeds' owner takes them in
+    _mount_extras(app, container, engine, settings)
+    return app, container
 
 
 def _mount_extras(app: Any, container: Any, engine: Engine, settings: Settings) -> None:

@@ -599,7 +599,7 @@ def test_nul_in_an_identifier_is_refused_at_the_door(api):
             for extra in (b'"platform":"m\\u0000t"', b'"event_id":"\\u0000"', b'"platform":"meituan"')))
         orders = c.post("/api/v1/feeds/platform-events", content=b'{"kind":"order","type":"accepted","rider_id":'
                         b'"R-NUL-OK","ts":1778722521218,"order_id":"O\\u00001"}')
-    assert gps.json() == {"accepted": 1, "rejected": [{"line": 1, "error": "field 'rider_id' contains a NUL character"}]}
+    assert gps.json() == {"accepted": 1, "duplicates": 0, "rejected": [{"line": 1, "error": "field 'rider_id' contains a NUL character"}]}
     assert platform.json()["accepted"] == 1
     assert [(x["line"], x["error"]) for x in platform.json()["rejected"]] == [
         (1, "field 'platform' contains a NUL character"), (2, "field 'event_id' contains a NUL character")]

@@ -95,6 +95,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/cases/{case_id}/evidence-packet"): Rule(EVIDENCE, sees_a=MEDIATOR_SEES),
     ("POST", "/api/v1/cases/{case_id}/insurer-response"): Rule({"insurer_a": {200, 409}}),
     ("GET", "/api/v1/cases/{case_id}/audit"): Rule(MI),
+    ("GET", "/api/v1/cases/{case_id}/gaps"): Rule(EVIDENCE, sees_a=MEDIATOR_SEES),
     ("PUT", "/api/v1/insurers/{code}/webhook"): Rule({"mediator": {200}}),
     ("GET", "/api/v1/keys"): Rule({"*": {200}}, public=True),
     ("POST", "/api/v1/packets/verify"): Rule({"*": {200}}, public=True, sees_a=frozenset()),
@@ -174,19 +175,16 @@ def _anonymous_session(s: System) -> tuple[str, str]:
 def app_routes() -> list[tuple[str, str]]:
     """(method, path) of every route the running system serves: built the way the bootstrap
     builds it (same settings, from the environment running_system set), walked, not listed."""
-    from services.bootstrap import _mount_extras, database
-    from services.mediation.api.app import Container, create_app
-    from services.mediation.service import Mediation
+    from services.bootstrap import database, http_app
     from services.mediation.settings import MediationSettings
+    from services.trajectory.bootstrap import bootstrap as trajectory
     from shared.bus import InMemoryBus
 
     settings = MediationSettings()
     engine = database(settings, ("mediation",))
     try:
-        container = Container(mediation=Mediation(engine, settings), bus=InMemoryBus(), tz=settings.timezone,
-                              key_dir=settings.key_dir)
-        app = create_app(container)
-        _mount_extras(app, container, engine, settings)
+        bus = InMemoryBus()
+        app, _ = http_app(settings, engine, bus, trajectory(engine=engine, bus=bus))
         out = sorted({(m, path) for path, methods in _walk(app.routes) for m in methods if m != "HEAD"})
     finally:
         engine.dispose()
