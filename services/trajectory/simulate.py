@@ -1238,7 +1238,29 @@ def _incident_ok(truth: RiderTruth, t: float, phase: str) -> bool:
     gap = truth.gap_at(t)
     if any(abs(t - f.t) <= 2 * FALL_REPORT_S + 180.0 for f in truth.falls):
         return False  # the fall's own incident is placed apart; next to it rule 6 would be in doubt
+    if _stay_begins_after(truth, t):
+        return False
     return gap is None or not gap.ambiguous
+
+
+def _stay_begins_after(truth: RiderTruth, t: float) -> bool:
+    """Whether rule 6 could take a stay that begins just after t for this incident's aftermath:
+    between orders (after the first), a stop of 2.5 min or more begins within 4 min before to
+    6 min after t, within 150 m of where the rider was (margins around rule 6's 5 min and 100 m
+    and the engine's tolerance for late reports). Such instants get no incident: rule 6 is
+    tested by the falls, and the other incidents keep one clear reading."""
+    if any(o.accepted <= t < o.end for o in truth.orders) or not truth.orders or t < truth.orders[0].accepted:
+        return False
+    nxt = min((o.accepted for o in truth.orders if o.accepted > t), default=math.inf)
+    tk, xk, yk = truth.knots_t, truth.knots_x, truth.knots_y
+    still = (np.diff(xk) == 0.0) & (np.diff(yk) == 0.0)
+    edges = np.diff(np.concatenate([[0], still.astype(np.int8), [0]]))
+    first, last = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # knots first .. last
+    start, end = tk[first], tk[last]
+    px, py = float(np.interp(t, tk, xk)), float(np.interp(t, tk, yk))
+    near = np.hypot(xk[first] - px, yk[first] - py) <= 150.0
+    hit = (start >= t - 240.0) & (start <= min(t + 360.0, nxt)) & (end - start >= 150.0) & near
+    return bool(hit.any())
 
 
 FALL_REPORT_S = 90.0  # a fall is reported at most this late

@@ -155,11 +155,11 @@ def _coverage(grid: Grid, t0: float, t1: float) -> float:
 def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | None = None,
                    params: Params | None = None) -> dict[str, Any]:
     """How far the rider was from the reported place at the reported time, and when he came
-    nearest to it: that day, or only among the fixes ``within`` (from, to) when given. When he
-    passed within ``time_check_radius_m`` of it more than ``time_check_min_s`` away from the
-    reported time, and was not there within ``time_check_min_s`` of it (a rider who sat at the
-    place for a while was there at the reported time too), the reported time may be off: the phase then (rules 1 to 5) is added as
-    ``phase_at_nearest`` and ``continuous_delivery_at_nearest`` (DATA_CONTRACT §6)."""
+    nearest to it: that day, or only among the fixes ``within`` (from, to) when given. Fixes
+    within ``NEAREST_SLACK_M`` of the nearest distance are equally near; the one closest to the reported time is taken. When that was more than
+    ``time_check_min_s`` away from the reported time, within ``time_check_radius_m``, the reported
+    time may be off: the phase then (rules 1 to 5) is added as ``phase_at_nearest`` and
+    ``continuous_delivery_at_nearest`` (DATA_CONTRACT §6)."""
     params = params if params is not None else Params()
     assert inc.location is not None
     lat, lon = inc.location
@@ -173,14 +173,17 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
         t, la, lo = t[sel], la[sel], lo[sel]
     if t.size:
         x, y = local_xy_m(la, lo, lat, lon)  # exact enough to find the nearest fix
-        i = int(np.argmin(x * x + y * y))
+        d2 = x * x + y * y
+        # fixes this close to the nearest one are as near as GPS can tell: of those, the one
+        # closest to the reported time is the approach meant (a rider who sat there a while, or
+        # who passed the place twice that day)
+        reach = float(np.sqrt(d2.min())) + NEAREST_SLACK_M
+        cand = np.flatnonzero(d2 <= reach * reach)
+        i = int(cand[np.argmin(np.abs(t[cand] - inc.at))])
         out["nearest_at"] = float(t[i])
         out["nearest_distance_m"] = round(float(haversine_m(la[i], lo[i], lat, lon)), 1)
         out["minutes_from_reported"] = round((float(t[i]) - inc.at) / 60.0, 1)
-        d2 = x * x + y * y
-        around = np.abs(t - inc.at) <= params.time_check_min_s
-        there_then = bool(around.any() and float(np.min(d2[around])) <= params.time_check_radius_m**2)
-        if (abs(float(t[i]) - inc.at) > params.time_check_min_s and not there_then
+        if (abs(float(t[i]) - inc.at) > params.time_check_min_s
                 and out["nearest_distance_m"] <= params.time_check_radius_m):
             then = a.timeline.at(float(t[i]))
             out["phase_at_nearest"] = then.phase.value
@@ -190,6 +193,7 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
 
 
 _WITH_ORDER = (Phase.TO_PICKUP, Phase.AT_MERCHANT, Phase.DELIVERING)
+NEAREST_SLACK_M = 15.0
 
 
 # ---------------------------------------------------------------- rule 6: the incident's aftermath
@@ -202,13 +206,24 @@ def _rule6(a: DayAnalysis, inc: Incident, seg: Segment, gap: Gap | None,
         return None
     if seg.phase not in (Phase.CONNECTING, Phase.IDLE, Phase.INSUFFICIENT_DATA):
         return None
-    place = inc.location if inc.location is not None else a.grid.at(inc.at)
+    place = inc.location if inc.location is not None else _position_near(a.grid, inc.at, params)
     if place is None:
         return None
     am = find_aftermath(a.grid, inc.at, place, params, until=gap.end)
     if am is None:
         return None
     return am, judge(gap, am, inc.at, a.timeline.online, a.grid, params)
+
+
+def _position_near(grid: Grid, t: float, params: Params) -> tuple[float, float] | None:
+    """Where the rider was at t; if the GPS was silent then, where he was first seen after it
+    (within the aftermath's start window): a fall is often where the phone lost its fix."""
+    here = grid.at(t)
+    if here is not None or len(grid) == 0:
+        return here
+    g = grid.slice(t, t + params.aftermath_start_s)
+    k = np.flatnonzero(g.known)
+    return (float(g.lat[k[0]]), float(g.lon[k[0]])) if k.size else None
 
 
 def _aftermath_fields(am: Aftermath, jd: Judgement, gap: Gap, inc: Incident, fmt_time: Any) -> dict[str, Any]:

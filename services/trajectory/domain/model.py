@@ -48,7 +48,7 @@ class Params:
     # engine: a stay that began up to this long before the reported time still counts (reported
     # times run a little late; the public fall-aftermath case sat down 2.3 min before its report)
     aftermath_lead_s: float = 180.0
-    aftermath_min_s: float = 180.0  # engine: a stop shorter than this is a pause, not a stay
+    aftermath_min_s: float = 600.0  # engine: a stay as long as a dwell (a shorter stop decides nothing)
     # location check (§6): the reported time may be off
     time_check_min_s: float = 180.0  # nearest approach further than this from the reported time ...
     time_check_radius_m: float = 50.0  # ... and within this distance of the reported place
