@@ -71,6 +71,12 @@ def score(root: Path, engine: Path) -> dict[str, tuple[int, int]]:
                 count("time off: continuous_delivery_at_nearest right",
                       lc.get("continuous_delivery_at_nearest") == t["continuous_delivery_at_place"])
                 count("time off: phase at the reported time right", ok)
+                if t.get("away_at_reported_time"):  # the time check has something to find
+                    count("time off, away then: phase_at_nearest right", there == t["phase_at_place"])
+                    count("time off, away then: phase_at_nearest one of the visit's",
+                          there in t["phases_during_visit"])
+                else:
+                    count("time off, there then too: no time check fired", there is None)
             elif t["incident_id"] in located:
                 count("time right: no time check fired", "phase_at_nearest" not in lc)
     return {k: (v[0], v[1]) for k, v in sorted(tally.items())}

@@ -1266,6 +1266,20 @@ def _stay_begins_after(truth: RiderTruth, t: float) -> bool:
 FALL_REPORT_S = 90.0  # a fall is reported at most this late
 
 
+def _visit(truth: RiderTruth, t: float, t_place: float) -> Record:
+    """For an incident reported at t at the place where the rider was at t_place: whether he was
+    away from it (over 50 m) throughout t +- 3 min, and the phases he was in during the visit (the
+    stretch within 50 m of the place holding t_place): any moment of it is "when he was there"."""
+    tk, xk, yk = truth.knots_t, truth.knots_x, truth.knots_y
+    c = (float(np.interp(t_place, tk, xk)), float(np.interp(t_place, tk, yk)))
+    near_t = _disc_spans(tk, xk, yk, c, 50.0, t - 180.0, t + 180.0)
+    spans = _disc_spans(tk, xk, yk, c, 50.0, t_place - 7200.0, t_place + 7200.0)
+    visit = next(((a, b) for a, b in spans if a <= t_place <= b), (t_place, t_place))
+    ts = np.linspace(visit[0], visit[1], max(2, math.ceil((visit[1] - visit[0]) / 5.0) + 1))
+    return {"away_at_reported_time": not near_t,
+            "phases_during_visit": sorted({truth.phase_at(float(x)) for x in ts})}
+
+
 def _fall_phase(truth: RiderTruth, f: FallTruth) -> str:
     """Rule 6 read on the ground truth: the gap up to the fall, and when the next order came."""
     if not any(s <= f.t_a and f.t <= e for s, e in truth.online):
@@ -1374,6 +1388,7 @@ def _incidents(
             line["continuous_delivery_at_place"] = there in CONTINUOUS_PHASES
             gap_near = float(np.min(np.abs(changes - (t + shift)))) if changes.size else math.inf
             line["place_category"] = "clean" if gap_near >= BOUNDARY_S else "boundary"
+            line.update(_visit(truth, t, t + shift))
         lines.append(line)
         facts.append(IncidentTruth(iid, truth.index, t, phase, category, location, shift))
     for k, f in enumerate(truth.falls):

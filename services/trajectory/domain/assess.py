@@ -155,9 +155,10 @@ def _coverage(grid: Grid, t0: float, t1: float) -> float:
 def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | None = None,
                    params: Params | None = None) -> dict[str, Any]:
     """How far the rider was from the reported place at the reported time, and when he came
-    nearest to it: that day, or only among the fixes ``within`` (from, to) when given. Fixes
-    within ``NEAREST_SLACK_M`` of the nearest distance are equally near; the one closest to the reported time is taken. When that was more than
-    ``time_check_min_s`` away from the reported time, within ``time_check_radius_m``, the reported
+    nearest to it: that day, or only among the fixes ``within`` (from, to) when given (of the
+    fixes as near as GPS can tell, the visit closest to the reported time: ``_nearest_visit_fix``).
+    When that was more than ``time_check_min_s`` away from the reported time, within
+    ``time_check_radius_m``, the reported
     time may be off: the phase then (rules 1 to 5) is added as ``phase_at_nearest`` and
     ``continuous_delivery_at_nearest`` (DATA_CONTRACT §6)."""
     params = params if params is not None else Params()
@@ -174,12 +175,7 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
     if t.size:
         x, y = local_xy_m(la, lo, lat, lon)  # exact enough to find the nearest fix
         d2 = x * x + y * y
-        # fixes this close to the nearest one are as near as GPS can tell: of those, the one
-        # closest to the reported time is the approach meant (a rider who sat there a while, or
-        # who passed the place twice that day)
-        reach = float(np.sqrt(d2.min())) + NEAREST_SLACK_M
-        cand = np.flatnonzero(d2 <= reach * reach)
-        i = int(cand[np.argmin(np.abs(t[cand] - inc.at))])
+        i = _nearest_visit_fix(t, d2, inc.at, params)
         out["nearest_at"] = float(t[i])
         out["nearest_distance_m"] = round(float(haversine_m(la[i], lo[i], lat, lon)), 1)
         out["minutes_from_reported"] = round((float(t[i]) - inc.at) / 60.0, 1)
@@ -193,7 +189,30 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
 
 
 _WITH_ORDER = (Phase.TO_PICKUP, Phase.AT_MERCHANT, Phase.DELIVERING)
-NEAREST_SLACK_M = 15.0
+NEAREST_SLACK_M = 15.0  # fixes this much further than the nearest are as near as GPS can tell
+VISIT_GAP_S = 120.0  # near fixes further apart in time than this are separate visits
+
+
+def _nearest_visit_fix(t: np.ndarray, d2: np.ndarray, at: float, params: Params) -> int:
+    """The fix that says when the rider was at the place. The fixes as near as the nearest one
+    form visits (he sat there a while, or passed it twice that day); the visit closest to the
+    reported time is the one meant. If he was there within ``time_check_min_s`` of the reported
+    time, the fix closest to it (the time fits); else the nearest fix of that visit."""
+    reach = float(np.sqrt(d2.min())) + NEAREST_SLACK_M
+    cand = np.flatnonzero(d2 <= reach * reach)
+    breaks = np.flatnonzero(np.diff(t[cand]) > VISIT_GAP_S) + 1
+    best: tuple[float, int] | None = None
+    for v in np.split(cand, breaks):
+        a, b = float(t[v[0]]), float(t[v[-1]])
+        off = 0.0 if a <= at <= b else min(abs(at - a), abs(at - b))
+        if off <= params.time_check_min_s:
+            i = int(v[np.argmin(np.abs(t[v] - at))])
+        else:
+            i = int(v[np.argmin(d2[v])])
+        if best is None or off < best[0]:
+            best = (off, i)
+    assert best is not None
+    return best[1]
 
 
 # ---------------------------------------------------------------- rule 6: the incident's aftermath
