@@ -191,6 +191,11 @@ def _yes_no(b: Any) -> str:
     return "是 YES" if b is True else "否 NO" if b is False else "—"
 
 
+def _yes_no_undetermined(b: Any) -> str:
+    """A finding: yes, no, or undetermined (null): never "no" for an abstention."""
+    return "是 YES" if b is True else "否 NO" if b is False else "待定 UNDETERMINED"
+
+
 # ----------------------------------------------------------------------------------------------
 # figures
 
@@ -339,7 +344,10 @@ def _finding_box(packet: dict[str, Any], width: float) -> Table:
 
     def verdict(b: Any) -> str:
         colour = "#1E7B1E" if b is True else "#B22222" if b is False else "#666666"
-        return f'<font color="{colour}">{mixed(_yes_no(b), bold=True)}</font>'
+        return f'<font color="{colour}">{mixed(_yes_no_undetermined(b), bold=True)}</font>'
+
+    if cd is None and a.get("phase") == "insufficient_data":
+        covered = None  # cover follows the finding: undetermined too
 
     conf = a.get("confidence")
     rows = [
@@ -377,6 +385,15 @@ _LC = {
     "nearest_at": ("最接近该地点的时刻", "nearest to it"),
     "nearest_distance_m": ("最近距离（米）", "nearest distance (m)"),
     "minutes_from_reported": ("距报告时间（分钟）", "from reported time (min)"),
+    "phase_at_nearest": ("经过该地点时所处阶段", "phase when he passed it"),
+    "continuous_delivery_at_nearest": ("经过时是否连续配送", "continuous delivery then"),
+}
+_AM = {  # DATA_CONTRACT §5 rule 6
+    "start_at": ("事发后停留开始", "aftermath: stay from"),
+    "end_at": ("停留结束", "stay until"),
+    "minutes": ("停留时长（分钟）", "stayed (min)"),
+    "offline_at": ("停留后下线", "went offline at"),
+    "minutes_since_previous_order": ("距上一单结束（分钟）", "since last order (min)"),
 }
 
 
@@ -440,7 +457,15 @@ def _story(packet: dict[str, Any], sha: str) -> list[Any]:
     lc = _dict(a.get("location_check"))
     for k, (zh, en) in _LC.items():
         if k in lc:
-            rows.append((label(zh, en), val(_hm(lc[k]) if k == "nearest_at" else lc[k])))
+            v = lc[k]
+            shown = (_hm(v) if k == "nearest_at" else _phase(v) if k == "phase_at_nearest"
+                     else _yes_no_undetermined(v) if k == "continuous_delivery_at_nearest" else v)
+            rows.append((label(zh, en), val(shown)))
+    am = _dict(a.get("aftermath"))
+    for k, (zh, en) in _AM.items():
+        if k in am:
+            v = am[k]
+            rows.append((label(zh, en), val(_hm(v) if k.endswith("_at") else v)))
     story.append(_kv_table(rows, kv4))
 
     # 2. case facts

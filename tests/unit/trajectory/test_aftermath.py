@@ -202,3 +202,20 @@ def test_no_time_check_within_three_minutes():
     _a, res = run(d, at=AT + 120)
     assert "phase_at_nearest" not in res["location_check"]
     assert "2 minutes before the reported time" in " ".join(res["explanation_en"])
+
+
+# ---------------------------------------------------------------- the seed case, sitting a quarter of an hour
+
+def test_the_seed_case_with_li_ming_sitting_15_minutes_is_connecting(tmp_path):
+    from services.trajectory.adapters.feeds import load_dir
+    from tests.seed_fall import write_seed_sat
+
+    feeds = load_dir(write_seed_sat(tmp_path / "seed-sat"), "Asia/Shanghai")
+    inc = feeds.incidents[0]
+    a = analyse(feeds.days[inc.rider_id], PARAMS)
+    assert a.timeline.at(inc.at).phase is Phase.IDLE  # rules 1-5 alone: "a break, not a connection"
+    res = assess(a, inc, PARAMS, iso_local)
+    assert res["phase"] == "connecting" and res["continuous_delivery"] is True
+    assert res["gap_minutes"] == 26.0
+    assert 15.0 <= res["aftermath"]["minutes"] <= 19.0
+    assert any("stayed" in s and "not counted as a break" in s for s in res["explanation_en"])
