@@ -72,3 +72,14 @@ def test_seed_case_sitting_after_the_fall_is_connecting_in_batch_and_running_sys
     # the packet's timeline draws the aftermath as its own band
     tl = packet["figures"]["timeline.svg"]
     assert "事发后 aftermath" in tl and re.search(r"stayed \d+ min", tl)
+    # and the mediator's desk names it, in the finding and in the phases table
+    with s.client(follow_redirects=False) as web:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/").text)
+        assert csrf
+        r = web.post("/signin", data={"csrf": csrf.group(1), "token": s.tokens["mediator"], "next": "/"})
+        assert r.status_code == 303, r.text
+        page = web.get(f"/cases/{cid}").text
+        assert 'id="aftermath"' in page and "不计为休息" in page and 'class="aftermath-row"' in page
+        assert "属于连续配送" in page
+        en = web.get(f"/cases/{cid}", params={"lang": "en"}).text
+        assert "not counted as a break" in en or "not a break" in en

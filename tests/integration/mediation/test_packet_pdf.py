@@ -115,3 +115,19 @@ def test_very_long_free_text_is_cut_in_print_not_fatal(seed_packet, tmp_path):
         f.write_bytes(pdf)
         text = subprocess.run([tool, "-enc", "UTF-8", str(f), "-"], capture_output=True, check=True).stdout.decode()
         assert "full text, 16000 characters, in the JSON file" in text.replace("\n", " ")
+
+
+def test_a_fall_with_no_next_order_prints_undetermined_and_its_aftermath(tmp_path):
+    """DATA_CONTRACT §5 rule 6: the public fall-aftermath rider who stopped working."""
+    tool = poppler("pdftotext")
+    body = build_packet(**seed_inputs(ROOT / "tests" / "data" / "scenarios" / "fall-aftermath"))
+    assert body["assessment"]["continuous_delivery"] is None
+    f = tmp_path / "fall.pdf"
+    f.write_bytes(render_pdf(body))
+    text = subprocess.run([tool, "-enc", "UTF-8", str(f), "-"], capture_output=True, check=True).stdout.decode()
+    flat = " ".join(text.split())
+    for expected in ("UNDETERMINED", "aftermath: stay from", "went offline at", "dispatch log", "witness",
+                     "aftermath", "stayed"):  # (the Chinese runs need poppler-data to be read back)
+        assert expected in flat, expected
+    box = flat.split("Finding and reasons")[0]
+    assert box.count("UNDETERMINED") == 2 and " NO " not in f"{box} "  # the finding box never says "no"
