@@ -823,7 +823,8 @@ class _Planner:
         self._wander(t_a + pre, 150.0)  # short stops only: no dwell before the fall
         leg_start = p.now
         arrival = self._ride(self._wander_target())
-        t_fall = rng.uniform(leg_start + 15.0, arrival - 15.0) if arrival - leg_start > 40.0 else arrival
+        hi = min(arrival - 15.0, max(leg_start + 25.0, t_a + 25.0 * 60.0))  # clear of the 30-min limit
+        t_fall = rng.uniform(leg_start + 15.0, hi) if hi - leg_start > 25.0 else arrival
         p.truncate(t_fall)
         stay = rng.uniform(15.0, 23.0 if quick else 50.0) * 60.0
         p.stay(stay)
