@@ -1244,7 +1244,7 @@ def _incident_ok(truth: RiderTruth, t: float, phase: str) -> bool:
     return gap is None or not gap.ambiguous
 
 
-def _stay_begins_after(truth: RiderTruth, t: float) -> bool:
+def _stay_begins_after(truth: RiderTruth, t: float, place: XY | None = None) -> bool:
     """Whether rule 6 could take a stay that begins just after t for this incident's aftermath:
     between orders (after the first), a stop of 2.5 min or more begins within 4 min before to
     6 min after t, within 150 m of where the rider was (margins around rule 6's 5 min and 100 m
@@ -1258,7 +1258,7 @@ def _stay_begins_after(truth: RiderTruth, t: float) -> bool:
     edges = np.diff(np.concatenate([[0], still.astype(np.int8), [0]]))
     first, last = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # knots first .. last
     start, end = tk[first], tk[last]
-    px, py = float(np.interp(t, tk, xk)), float(np.interp(t, tk, yk))
+    px, py = place if place is not None else (float(np.interp(t, tk, xk)), float(np.interp(t, tk, yk)))
     near = np.hypot(xk[first] - px, yk[first] - py) <= 150.0
     hit = (start >= t - 240.0) & (start <= min(t + 360.0, nxt)) & (end - start >= 150.0) & near
     return bool(hit.any())
@@ -1357,6 +1357,10 @@ def _incidents(
             shift = float(np.clip(t + shift, g0, g1) - t)
             x = np.interp(t + shift, truth.knots_t, truth.knots_x) + rng.normal(0.0, 8.0)
             y = np.interp(t + shift, truth.knots_t, truth.knots_y) + rng.normal(0.0, 8.0)
+            if _stay_begins_after(truth, t, (float(x), float(y))):  # rule 6 would take that stay
+                shift = 0.0
+                x = np.interp(t, truth.knots_t, truth.knots_x) + rng.normal(0.0, 8.0)
+                y = np.interp(t, truth.knots_t, truth.knots_y) + rng.normal(0.0, 8.0)
             lat, lon = xy_to_latlon(x, y)
             location = (float(lat), float(lon))
             rec["location"] = {"lat": float(_round6(lat)), "lon": float(_round6(lon))}

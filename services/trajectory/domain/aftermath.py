@@ -92,25 +92,6 @@ def find_aftermath(grid: Grid, t: float, place: LatLon, params: Params, until: f
     return None
 
 
-def _stay_start(grid: Grid, i: int, centre: LatLon, params: Params) -> float:
-    """When the stay holding sample i began: walking back, the last time the rider was seen away
-    from ``centre`` for ``LEFT_S``, or was last seen before a silence longer than that."""
-    step = float(grid.t[1] - grid.t[0])
-    back = max(0, i - int(3 * 3600 / step))  # a stay of hours is under way long before, whatever it is
-    g_t, g_lat, g_lon, g_known = grid.t[back:i + 1], grid.lat[back:i + 1], grid.lon[back:i + 1], grid.known[back:i + 1]
-    x, y = local_xy_m(g_lat, g_lon, centre[0], centre[1])
-    with np.errstate(invalid="ignore"):
-        near = g_known & ~(x * x + y * y > params.dwell_radius_m**2)
-    seen_near = np.flatnonzero(near)
-    if seen_near.size == 0:
-        return float(grid.t[i])
-    # walk back over the near samples while the step to the previous near one is short
-    gaps = np.diff(g_t[seen_near])
-    broken = np.flatnonzero(gaps > LEFT_S)
-    first = int(seen_near[broken[-1] + 1]) if broken.size else int(seen_near[0])
-    return float(g_t[first])
-
-
 LEFT_S = 60.0  # the rider has left a place when every fix for this long is outside its radius
 
 
@@ -135,6 +116,35 @@ def _stay_end(grid: Grid, i: int, centre: LatLon, params: Params, until: float, 
         return float(until)  # still there when the next order came
     seen = np.flatnonzero(g_known[:stop])
     return float(g_t[seen[-1]]) + step if seen.size else float(grid.t[i])
+
+
+def _stay_start(grid: Grid, i: int, centre: LatLon, params: Params) -> float:
+    """When the stay holding sample i began: when the rider was first seen at ``centre`` after he
+    was last seen away from it (every fix for ``LEFT_S`` outside its radius). A silence does not
+    end the walk back: seen there before and after it, he stayed there through it; seen away
+    before it and there after it, he arrived in it (its middle is taken)."""
+    step = float(grid.t[1] - grid.t[0])
+    back = max(0, i - int(3 * 3600 / step))  # a stay of hours is under way long before, whatever it is
+    g_t, g_lat, g_lon, g_known = grid.t[back:i + 1], grid.lat[back:i + 1], grid.lon[back:i + 1], grid.known[back:i + 1]
+    x, y = local_xy_m(g_lat, g_lon, centre[0], centre[1])
+    with np.errstate(invalid="ignore"):
+        near = g_known & ~(x * x + y * y > params.dwell_radius_m**2)
+    w = max(1, int(round(LEFT_S / step)))
+    kernel = np.ones(w, dtype=np.int32)
+    near_behind = np.convolve(near.astype(np.int32), kernel, mode="full")[: near.size]
+    known_behind = np.convolve(g_known.astype(np.int32), kernel, mode="full")[: near.size]
+    away = g_known & (near_behind == 0) & (known_behind > 0)  # seen only away for the last LEFT_S
+    k = np.flatnonzero(away)
+    if k.size == 0:
+        return float(g_t[0]) - step  # under way since before the look-back
+    seen = np.flatnonzero(near[int(k[-1]) + 1:])
+    if not seen.size:
+        return float(g_t[-1])
+    first = int(k[-1]) + 1 + int(seen[0])
+    dark = np.flatnonzero(~g_known[int(k[-1]) + 1:first])
+    if dark.size:  # he arrived unseen, some time in the silence: its middle is the best guess
+        return (float(g_t[int(k[-1]) + 1 + int(dark[0])]) + float(g_t[first])) / 2.0
+    return float(g_t[first])
 
 
 def offline_after(online: tuple[tuple[float, float], ...] | list[tuple[float, float]], t: float) -> float | None:
