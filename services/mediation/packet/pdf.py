@@ -191,6 +191,16 @@ def _yes_no(b: Any) -> str:
     return "是 YES" if b is True else "否 NO" if b is False else "—"
 
 
+def _relative(minutes: Any) -> str:
+    """A signed difference from the reported time in words ("早 7.5 分钟 · 7.5 min before"), never "-7.5"."""
+    if not isinstance(minutes, int | float):
+        return "—"
+    n = f"{abs(minutes):g}"
+    if abs(minutes) < 0.05:
+        return "同一时刻 · at the reported time"
+    return f"早 {n} 分钟 · {n} min before" if minutes < 0 else f"晚 {n} 分钟 · {n} min after"
+
+
 def _yes_no_undetermined(b: Any) -> str:
     """A finding: yes, no, or undetermined (null): never "no" for an abstention."""
     return "是 YES" if b is True else "否 NO" if b is False else "待定 UNDETERMINED"
@@ -384,7 +394,7 @@ _LC = {
     "distance_m": ("距报告地点（米）", "from reported place (m)"),
     "nearest_at": ("最接近该地点的时刻", "nearest to it"),
     "nearest_distance_m": ("最近距离（米）", "nearest distance (m)"),
-    "minutes_from_reported": ("距报告时间（分钟）", "from reported time (min)"),
+    "minutes_from_reported": ("与报告时间相比", "against the reported time"),
     "phase_at_nearest": ("经过该地点时所处阶段", "phase when he passed it"),
     "continuous_delivery_at_nearest": ("经过时是否连续配送", "continuous delivery then"),
 }
@@ -459,7 +469,8 @@ def _story(packet: dict[str, Any], sha: str) -> list[Any]:
         if k in lc:
             v = lc[k]
             shown = (_hm(v) if k == "nearest_at" else _phase(v) if k == "phase_at_nearest"
-                     else _yes_no_undetermined(v) if k == "continuous_delivery_at_nearest" else v)
+                     else _yes_no_undetermined(v) if k == "continuous_delivery_at_nearest"
+                     else _relative(v) if k == "minutes_from_reported" else v)
             rows.append((label(zh, en), val(shown)))
     am = _dict(a.get("aftermath"))
     for k, (zh, en) in _AM.items():
