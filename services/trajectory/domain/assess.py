@@ -197,7 +197,8 @@ def _nearest_visit_fix(t: np.ndarray, d2: np.ndarray, at: float, params: Params)
     """The fix that says when the rider was at the place. The fixes as near as the nearest one
     form visits (he sat there a while, or passed it twice that day); the visit closest to the
     reported time is the one meant. If he was there within ``time_check_min_s`` of the reported
-    time, the fix closest to it (the time fits); else the nearest fix of that visit."""
+    time, the fix closest to it (the time fits); else the fix in the middle of that visit (a
+    rider waiting at a merchant was there mostly waiting, not arriving or leaving)."""
     reach = float(np.sqrt(d2.min())) + NEAREST_SLACK_M
     cand = np.flatnonzero(d2 <= reach * reach)
     breaks = np.flatnonzero(np.diff(t[cand]) > VISIT_GAP_S) + 1
@@ -208,7 +209,8 @@ def _nearest_visit_fix(t: np.ndarray, d2: np.ndarray, at: float, params: Params)
         if off <= params.time_check_min_s:
             i = int(v[np.argmin(np.abs(t[v] - at))])
         else:
-            i = int(v[np.argmin(d2[v])])
+            mid = (a + b) / 2.0
+            i = int(v[np.argmin(np.abs(t[v] - mid))])
         if best is None or off < best[0]:
             best = (off, i)
     assert best is not None
