@@ -35,6 +35,7 @@ class Aftermath:
     lat: float
     lon: float
     distance_m: float  # from the incident's place to where the stay began
+    beyond: bool = False  # it went on after the end of the evidence window it is shown in
 
     @property
     def seconds(self) -> float:

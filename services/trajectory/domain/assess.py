@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -85,6 +85,8 @@ def assess(a: DayAnalysis, inc: Incident, params: Params, fmt_time: Any,
         phase = jd.phase
         seg = Segment(gap.start, am.start, phase, seg.orders, jd.why)
         result.update(phase=phase.value, continuous_delivery=phase.continuous_delivery)
+        if within is not None:  # what is shown stays inside the evidence window (the finding does not)
+            am, jd = _clipped(am, jd, within)
         result["aftermath"] = _aftermath_fields(am, jd, gap, inc, fmt_time)
         says.extend(_explain_rule6(am, jd, gap, inc, a, params))
         margin = inc.at - gap.start
@@ -247,12 +249,21 @@ def _position_near(grid: Grid, t: float, params: Params) -> tuple[float, float] 
     return (float(g.lat[k[0]]), float(g.lon[k[0]])) if k.size else None
 
 
+def _clipped(am: Aftermath, jd: Judgement, within: tuple[float, float]) -> tuple[Aftermath, Judgement]:
+    """The aftermath as far as the evidence window shows it: a packet never says where the rider
+    was, or when he went offline, outside it."""
+    end = min(am.end, within[1])
+    off = jd.offline_at if jd.offline_at is not None and jd.offline_at <= within[1] else None
+    return replace(am, end=end, beyond=am.end > within[1]), replace(jd, offline_at=off)
+
+
 def _aftermath_fields(am: Aftermath, jd: Judgement, gap: Gap, inc: Incident, fmt_time: Any) -> dict[str, Any]:
     """The aftermath as surfaces draw it: the band [start, end) after the incident mark."""
     out: dict[str, Any] = {
         "start": round(am.start, 3), "end": round(am.end, 3),
         "start_at": fmt_time(am.start), "end_at": fmt_time(am.end),
         "minutes": round(am.seconds / 60.0, 1),
+        "continues_after_window": am.beyond,
         "offline_at": fmt_time(jd.offline_at) if jd.offline_at is not None and jd.offline_at < gap.end else None,
         "place": "reported" if inc.location is not None else "position_at_reported_time",
         "distance_m": am.distance_m,
@@ -281,7 +292,7 @@ def _explain_rule6(am: Aftermath, jd: Judgement, gap: Gap, inc: Incident, a: Day
                     dwell_at=jd.dwell.start)
     since = round((inc.at - gap.start) / 60.0, 1)
     moved = moved_m(a.grid, inc.at - 300.0, inc.at)
-    stay = {"stay": round(am.seconds / 60.0, 1), "from": am.start, "to": am.end, "off": jd.offline_at,
+    stay = {"stay": round(am.seconds / 60.0, 1), "atleast": am.beyond, "from": am.start, "to": am.end, "off": jd.offline_at,
             "r": round(params.aftermath_radius_m), "w": round(params.aftermath_start_s / 60)}
     out: list[Sentence] = []
     if jd.why == "aftermath_connected":
@@ -291,7 +302,8 @@ def _explain_rule6(am: Aftermath, jd: Judgement, gap: Gap, inc: Incident, a: Day
     elif jd.why == "aftermath_no_next":
         out.append(("aftermath_no_next", {**args, "since": since,
                                           "moved": round(moved) if moved is not None else None}))
-        out.append(("aftermath_stay_off" if jd.offline_at is not None else "aftermath_stay_online", stay))
+        out.append(("aftermath_stay_off" if jd.offline_at is not None else
+                    "aftermath_stay" if am.beyond else "aftermath_stay_online", stay))
         out.append(("aftermath_undetermined", {"max": args["max"]}))
         out.append(("aftermath_settle", {}))
     else:
@@ -378,9 +390,9 @@ _ZH: dict[str, str] = {
     "loc_nearest_within": "在证据时段内，骑手离报告地点最近的时刻是 {t}（约 {d} 米），{rel}。",
     "time_check": "报告的事发时间可能有误，相差约 {n} 分钟：骑手于 {t} 经过报告地点（约 {d} 米），{rel}；当时骑手{doing}，{cd}。结论仍按报告时间作出。",
     "aftermath_connected": "事发时骑手处于两单之间的合理衔接阶段：上一单 {prev} 于 {ended} 结束，下一单 {next} 于 {accepted} 接单，间隔 {min} 分钟（不超过 {max} 分钟）；直到事发时一直在线，事发前没有在 {r} 米范围内停留 {dwell_min} 分钟以上（最长停留约 {certain} 分钟）。属于连续配送。",
-    "aftermath_stay": "事发后骑手在事发地点停留约 {stay} 分钟（{from} 起）：这是事故之后的停留，不计为休息。",
-    "aftermath_stay_off": "事发后骑手在事发地点停留约 {stay} 分钟（{from} 起），并于 {off} 下线：这是事故之后的停留和下线，不计为休息，也不影响“一直在线”。",
-    "aftermath_stay_online": "事发后骑手在事发地点停留约 {stay} 分钟（{from} 起，至 {to}），期间没有下线：这是事故之后的停留，不计为休息。",
+    "aftermath_stay": "事发后骑手在事发地点停留{atleast} {stay} 分钟（{from} 起）：这是事故之后的停留，不计为休息。",
+    "aftermath_stay_off": "事发后骑手在事发地点停留{atleast} {stay} 分钟（{from} 起），并于 {off} 下线：这是事故之后的停留和下线，不计为休息，也不影响“一直在线”。",
+    "aftermath_stay_online": "事发后骑手在事发地点停留{atleast} {stay} 分钟（{from} 起，至 {to}），期间没有下线：这是事故之后的停留，不计为休息。",
     "aftermath_no_next": "上一单 {prev} 于 {ended} 结束，事发在其后 {since} 分钟；直到事发时骑手一直在线并在移动（事发前 5 分钟骑行约 {moved} 米，最长停留约 {certain} 分钟）。",
     "aftermath_undetermined": "上一单结束后 {max} 分钟内没有接下一单，而骑手在事发地点停了下来：仅凭轨迹和订单记录无法区分骑手是在前往下一单取餐还是准备收工回家，因此结论待定（不是“否”）。",
     "aftermath_settle": "可补充以下证据来判断：骑手对事发时去向的陈述、平台对其下一单的派单记录、目击者证言。",
@@ -409,9 +421,9 @@ _EN: dict[str, str] = {
     "loc_nearest_within": "Within the evidence window, the rider came nearest to the reported place at {t} (about {d} m), {rel}.",
     "time_check": "The reported time may be off by about {n} minutes: the rider passed the reported place at {t} (about {d} m), {rel}; he was then {doing}: {cd}. The finding above is still for the reported time.",
     "aftermath_connected": "The rider was between consecutive orders: {prev} ended at {ended}, {next} was accepted at {accepted}, {min} minutes apart (at most {max}); until the incident he stayed online and never stayed within {r} m for {dwell_min} minutes or more (longest stay about {certain} min). This is continuous delivery.",
-    "aftermath_stay": "He stayed {stay} min at the place of the fall from {from}, after the incident: not counted as a break.",
-    "aftermath_stay_off": "He stayed {stay} min at the place of the fall from {from} and went offline at {off}, after the incident: neither counts as a break or breaks \"online throughout\".",
-    "aftermath_stay_online": "He stayed {stay} min at the place of the fall from {from} until {to}, after the incident, and did not go offline: not counted as a break.",
+    "aftermath_stay": "He stayed {atleast}{stay} min at the place of the fall from {from}, after the incident: not counted as a break.",
+    "aftermath_stay_off": "He stayed {atleast}{stay} min at the place of the fall from {from} and went offline at {off}, after the incident: neither counts as a break or breaks \"online throughout\".",
+    "aftermath_stay_online": "He stayed {atleast}{stay} min at the place of the fall from {from} until {to}, after the incident, and did not go offline: not counted as a break.",
     "aftermath_no_next": "The previous order {prev} ended at {ended}, {since} minutes before the incident; until the incident the rider was online and moving (about {moved} m ridden in the 5 minutes before it, longest stay about {certain} min).",
     "aftermath_undetermined": "No next order was accepted within {max} minutes of the previous one, and the rider stopped at the place of the incident: the feeds cannot tell a rider heading to the next pickup from one heading home, so the finding is undetermined (not \"no\").",
     "aftermath_settle": "What would settle it: the rider's statement of where he was heading, the platform's dispatch log for his next order, a witness.",
@@ -440,6 +452,9 @@ def render(says: list[Sentence], lang: str, fmt_time: Any) -> list[str]:
             shown["doing"] = _doing(vals["doing"], vals.get("order"), lang)
         if "cd" in vals:
             shown["cd"] = _verdict(vals["cd"], lang)
+        if "atleast" in vals:  # the stay went on after the evidence window
+            shown["atleast"] = ("至少" if vals["atleast"] else "约") if lang == "zh" else (
+                "at least " if vals["atleast"] else "")
         out.append(table[key].format_map(_Blank(shown)))
     return out
 

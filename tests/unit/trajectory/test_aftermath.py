@@ -219,3 +219,21 @@ def test_the_seed_case_with_li_ming_sitting_15_minutes_is_connecting(tmp_path):
     assert res["gap_minutes"] == 26.0
     assert 15.0 <= res["aftermath"]["minutes"] <= 19.0
     assert any("stayed" in s and "not counted as a break" in s for s in res["explanation_en"])
+
+
+def test_inside_an_evidence_window_the_aftermath_is_shown_only_as_far_as_the_window():
+    presence = online(0, AT + 20 * 60)
+    d = rider_day(sit(AT, AT + 25 * 60), presence=presence)
+    a = analyse(d, PARAMS)
+    inc = Incident("I1", "R1", T0 + AT, iso_local(T0 + AT), pos(*P))
+    w = (T0 + AT - 600, T0 + AT + 600)  # ten minutes each side: he sat on, and went offline, after it
+    res = assess(a, inc, PARAMS, iso_local, within=w)
+    assert res["phase"] == "insufficient_data"  # the finding is the day's
+    am = res["aftermath"]
+    assert am["end_at"] == iso_local(w[1]) and am["continues_after_window"] is True
+    assert am["offline_at"] is None  # he went offline after the window: not shown
+    en = " ".join(res["explanation_en"])
+    assert "stayed at least" in en and "did not go offline" not in en and "10:49" not in en
+    assert "至少" in "".join(res["explanation"])
+    full = assess(a, inc, PARAMS, iso_local)
+    assert full["aftermath"]["continues_after_window"] is False and full["aftermath"]["offline_at"]
