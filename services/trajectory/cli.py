@@ -91,7 +91,7 @@ def _assess_group(feeds: Feeds, params: Params, tz: str, indices: list[int]) -> 
         if analysis is None:
             res: dict[str, object] = {
                 "incident_id": inc.incident_id, "rider_id": inc.rider_id, "at": inc.at_text,
-                "phase": Phase.INSUFFICIENT_DATA.value, "continuous_delivery": False, "confidence": 0.0,
+                "phase": Phase.INSUFFICIENT_DATA.value, "continuous_delivery": None, "confidence": 0.0,
                 "explanation": ["没有该骑手的任何记录，无法判断。"],
                 "explanation_en": ["There are no records of this rider: no finding is possible."]}
         else:

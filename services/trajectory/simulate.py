@@ -146,6 +146,15 @@ class SimOptions:
     second_platform_rate: float = 0.5
     offline_breaks: bool = True
     interleave_riders: bool = False  # GPS lines of all riders sorted by time, not grouped
+    # falls between orders (DATA_CONTRACT section 5 rule 6): share of gaps after an order in which
+    # the rider falls, stays 15-50 min, then stops working (share fall_stop_rate) or takes the
+    # next order; each fall is one more incident, category "aftermath". 0: no falls, no draws.
+    fall_rate: float = 0.0
+    fall_stop_rate: float = 0.5
+    # reported times off (section 6 time check): share of incidents reported at the right place
+    # but 4-12 min off; their truth lines also carry the phase when the rider was there.
+    time_off_rate: float = 0.0
+    time_off_minutes: tuple[float, float] = (4.0, 12.0)
 
 
 def preset(name: str) -> SimOptions:
@@ -212,6 +221,18 @@ class GapTruth:
 
 
 @dataclass(frozen=True)
+class FallTruth:
+    """A fall between orders: the previous order ended at ``t_a``, he fell at ``t`` and stayed
+    where he fell until ``stay_end``; then he stopped working or took the next order."""
+
+    t_a: float
+    t: float
+    stay_end: float
+    stopped: bool
+    place: XY
+
+
+@dataclass(frozen=True)
 class PhaseSpan:
     start: float
     end: float
@@ -239,6 +260,7 @@ class RiderTruth:
     window: Span
     gps_span: Span  # true-clock span the phone was tracking
     phone_off: tuple[Span, ...]  # true-clock spans with no GPS (outages, phone off)
+    falls: tuple[FallTruth, ...] = ()
 
     def position(self, t: npt.ArrayLike) -> tuple[FloatArr, FloatArr]:
         """True WGS-84 (lat, lon) at platform-clock time(s) t."""
@@ -547,6 +569,9 @@ class _Path:
     def arrays(self) -> tuple[FloatArr, FloatArr, FloatArr]:
         return np.array(self.t), np.array(self.x), np.array(self.y)
 
+    def path_at(self, t: float) -> XY:
+        return float(np.interp(t, self.t, self.x)), float(np.interp(t, self.t, self.y))
+
 
 # --- The world and the rider's plan --------------------------------------------------------
 
@@ -620,6 +645,8 @@ class _Planner:
         self.phone_off: list[Span] = []
         self.meals = 0
         self.breaks = 0
+        self.falls: list[FallTruth] = []
+        self.stopped = False  # stopped working after a fall: the shift is over
         self.path = _Path(self.shift_start - rng.uniform(0.0, 120.0), self.home)
 
     # presence ----------------------------------------------------------------------------
@@ -784,9 +811,43 @@ class _Planner:
         w = np.array([weights[k] for k in names])
         return names[int(rng.choice(len(names), p=w / w.sum()))]
 
+    def _fall(self) -> None:
+        """He rides on after the order, falls while riding, stays 15-50 min where he fell, then
+        stops working (offline, home, no more orders) or takes the next order."""
+        rng, p = self.rng, self.path
+        t_a = p.now
+        stopped = bool(rng.random() < self.opts.fall_stop_rate)
+        quick = not stopped and rng.random() < 0.5  # back at work within 30 min of the last order
+        p.stay(rng.uniform(0.0, 60.0))
+        pre = rng.uniform(60.0, 180.0) if quick else rng.uniform(60.0, 14.0 * 60.0)
+        self._wander(t_a + pre, 150.0)  # short stops only: no dwell before the fall
+        leg_start = p.now
+        arrival = self._ride(self._wander_target())
+        hi = min(arrival - 15.0, max(leg_start + 25.0, t_a + 25.0 * 60.0))  # clear of the 30-min limit
+        t_fall = rng.uniform(leg_start + 15.0, hi) if hi - leg_start > 25.0 else arrival
+        p.truncate(t_fall)
+        stay = rng.uniform(15.0, 23.0 if quick else 50.0) * 60.0
+        p.stay(stay)
+        if stopped:
+            t_off = t_fall + stay * rng.uniform(0.2, 1.0) + rng.uniform(0.0, 120.0)
+            p.stay_until(t_off)
+            self._all_offline(t_off)
+            p.stay(rng.uniform(30.0, 300.0))
+            self._ride(self.home)
+            p.stay(rng.uniform(15.0, 120.0))
+            self.stopped = True
+        else:
+            p.stay(rng.uniform(0.0, 180.0))
+            if abs(p.now - t_a - CONNECT_MAX_S) < 120.0:  # clear of the 30-minute threshold
+                p.stay(240.0)
+        self.falls.append(FallTruth(t_a, t_fall, t_fall + stay, stopped, p.path_at(t_fall)))
+
     def _gap(self) -> None:
         """Time between orders, ending at the next acceptance (path.now)."""
         rng, p = self.rng, self.path
+        if self.opts.fall_rate > 0 and rng.random() < self.opts.fall_rate:
+            self._fall()
+            return
         t0, kind = p.now, self._gap_kind()
         if kind == "connect":  # short, moving, stops under 8 min: connecting
             length = (rng.uniform(0.5, 12.0) if rng.random() < 0.7 else rng.uniform(12.0, 27.0))
@@ -855,6 +916,8 @@ class _Planner:
             if p.now >= self.shift_end - 1500.0:
                 break
             self._gap()
+            if self.stopped:
+                return
             if p.now >= self.shift_end - 900.0:
                 break
         t_off = max(self.shift_end, p.now + 60.0)
@@ -1174,7 +1237,62 @@ def _incident_ok(truth: RiderTruth, t: float, phase: str) -> bool:
     if truth.phase_at(t) != phase or truth.phase_at(t, latched=False) != phase:
         return False
     gap = truth.gap_at(t)
+    if any(abs(t - f.t) <= 2 * FALL_REPORT_S + 180.0 for f in truth.falls):
+        return False  # the fall's own incident is placed apart; next to it rule 6 would be in doubt
+    if _stay_begins_after(truth, t):
+        return False
     return gap is None or not gap.ambiguous
+
+
+def _stay_begins_after(truth: RiderTruth, t: float, place: XY | None = None) -> bool:
+    """Whether rule 6 could take a stay that begins just after t for this incident's aftermath:
+    between orders (after the first), a stop of 2.5 min or more begins within 4 min before to
+    6 min after t, within 150 m of where the rider was (margins around rule 6's 5 min and 100 m
+    and the engine's tolerance for late reports). Such instants get no incident: rule 6 is
+    tested by the falls, and the other incidents keep one clear reading."""
+    if any(o.accepted <= t < o.end for o in truth.orders) or not truth.orders or t < truth.orders[0].accepted:
+        return False
+    nxt = min((o.accepted for o in truth.orders if o.accepted > t), default=math.inf)
+    tk, xk, yk = truth.knots_t, truth.knots_x, truth.knots_y
+    still = (np.diff(xk) == 0.0) & (np.diff(yk) == 0.0)
+    edges = np.diff(np.concatenate([[0], still.astype(np.int8), [0]]))
+    first, last = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # knots first .. last
+    start, end = tk[first], tk[last]
+    px, py = place if place is not None else (float(np.interp(t, tk, xk)), float(np.interp(t, tk, yk)))
+    near = np.hypot(xk[first] - px, yk[first] - py) <= 150.0
+    hit = (start >= t - 240.0) & (start <= min(t + 360.0, nxt)) & (end - start >= 150.0) & near
+    return bool(hit.any())
+
+
+FALL_REPORT_S = 90.0  # a fall is reported at most this late
+
+
+def _visit(truth: RiderTruth, t: float, t_place: float) -> Record:
+    """For an incident reported at t at the place where the rider was at t_place: whether he was
+    away from it (over 50 m) throughout t +- 3 min, and the phases he was in during the visit (the
+    stretch within 50 m of the place holding t_place): any moment of it is "when he was there"."""
+    tk, xk, yk = truth.knots_t, truth.knots_x, truth.knots_y
+    c = (float(np.interp(t_place, tk, xk)), float(np.interp(t_place, tk, yk)))
+    near_t = _disc_spans(tk, xk, yk, c, 50.0, t - 180.0, t + 180.0)
+    spans = _disc_spans(tk, xk, yk, c, 50.0, t_place - 7200.0, t_place + 7200.0)
+    visit = next(((a, b) for a, b in spans if a <= t_place <= b), (t_place, t_place))
+    ts = np.linspace(visit[0], visit[1], max(2, math.ceil((visit[1] - visit[0]) / 5.0) + 1))
+    return {"away_at_reported_time": not near_t,
+            "phases_during_visit": sorted({truth.phase_at(float(x)) for x in ts})}
+
+
+def _fall_phase(truth: RiderTruth, f: FallTruth) -> str:
+    """Rule 6 read on the ground truth: the gap up to the fall, and when the next order came."""
+    if not any(s <= f.t_a and f.t <= e for s, e in truth.online):
+        return "idle"
+    if f.t - f.t_a > CONNECT_MAX_S:
+        return "idle"
+    ts = np.linspace(f.t_a, f.t, max(2, math.ceil((f.t - f.t_a) / 5.0) + 1))
+    xs, ys = np.interp(ts, truth.knots_t, truth.knots_x), np.interp(ts, truth.knots_t, truth.knots_y)
+    if float(_anchor_dwell(ts, xs, ys, DWELL_RADIUS_M).max()) >= DWELL_MIN_S:
+        return "idle"
+    nxt = min((o.accepted for o in truth.orders if o.accepted >= f.t_a), default=math.inf)
+    return "connecting" if nxt - f.t_a <= CONNECT_MAX_S else "insufficient_data"
 
 
 def _incident_instant(
@@ -1232,7 +1350,27 @@ def _incidents(
         rec: Record = {"incident_id": iid, "rider_id": truth.rider_id, "at": at_j}
         location: tuple[float, float] | None = None
         shift = 0.0
-        if g0 <= t <= g1 and rng.random() < opts.location_rate:
+        if opts.time_off_rate > 0 and g0 <= t <= g1 and rng.random() < opts.time_off_rate:
+            # reported at the right place, but the time 4-12 min off: he was there at t + shift
+            lo_m, hi_m = opts.time_off_minutes
+            shift = float(rng.choice([-1.0, 1.0]) * rng.uniform(lo_m, hi_m) * 60.0)
+            shift = float(np.clip(t + shift, g0, g1) - t)
+            x = np.interp(t + shift, truth.knots_t, truth.knots_x) + rng.normal(0.0, 8.0)
+            y = np.interp(t + shift, truth.knots_t, truth.knots_y) + rng.normal(0.0, 8.0)
+            if _stay_begins_after(truth, t, (float(x), float(y))):  # rule 6 would take that stay
+                shift = 0.0
+                x = np.interp(t, truth.knots_t, truth.knots_x) + rng.normal(0.0, 8.0)
+                y = np.interp(t, truth.knots_t, truth.knots_y) + rng.normal(0.0, 8.0)
+            lat, lon = xy_to_latlon(x, y)
+            location = (float(lat), float(lon))
+            rec["location"] = {"lat": float(_round6(lat)), "lon": float(_round6(lon))}
+        elif opts.time_off_rate > 0 and g0 <= t <= g1:  # the others: the place where he was then
+            x = np.interp(t, truth.knots_t, truth.knots_x) + rng.normal(0.0, 8.0)
+            y = np.interp(t, truth.knots_t, truth.knots_y) + rng.normal(0.0, 8.0)
+            lat, lon = xy_to_latlon(x, y)
+            location = (float(lat), float(lon))
+            rec["location"] = {"lat": float(_round6(lat)), "lon": float(_round6(lon))}
+        elif g0 <= t <= g1 and rng.random() < opts.location_rate:
             if rng.random() < 0.25:  # the rider remembers where he was 10-15 min off
                 shift = float(rng.choice([-1.0, 1.0]) * rng.uniform(600.0, 900.0))
                 shift = float(np.clip(t + shift, g0, g1) - t)
@@ -1246,9 +1384,35 @@ def _incidents(
             if crs != "wgs84":
                 rec["crs"] = crs
         incidents.append(rec)
-        lines.append({"incident_id": iid, "phase": phase,
-                      "continuous_delivery": phase in CONTINUOUS_PHASES, "category": category})
+        line: Record = {"incident_id": iid, "phase": phase,
+                        "continuous_delivery": phase in CONTINUOUS_PHASES, "category": category}
+        if opts.time_off_rate > 0 and shift != 0.0:
+            there = truth.phase_at(t + shift)
+            line["time_off_s"] = round(-shift, 3)  # reported this much after the rider was there
+            line["phase_at_place"] = there
+            line["continuous_delivery_at_place"] = there in CONTINUOUS_PHASES
+            gap_near = float(np.min(np.abs(changes - (t + shift)))) if changes.size else math.inf
+            line["place_category"] = "clean" if gap_near >= BOUNDARY_S else "boundary"
+            line.update(_visit(truth, t, t + shift))
+        lines.append(line)
         facts.append(IncidentTruth(iid, truth.index, t, phase, category, location, shift))
+    for k, f in enumerate(truth.falls):
+        iid = f"INC-{opts.seed}-{truth.index}-F{k}"
+        t = float(round(f.t + rng.uniform(0.0, FALL_REPORT_S)))
+        rec = {"incident_id": iid, "rider_id": truth.rider_id,
+               "at": format_ts(np.array([int(t * 1000)], dtype=np.int64), _pick_styles(rng, opts.ts_style, 1))[0]}
+        location = None
+        if rng.random() < opts.location_rate:
+            lat, lon = xy_to_latlon(f.place[0] + rng.normal(0.0, 8.0), f.place[1] + rng.normal(0.0, 8.0))
+            location = (float(lat), float(lon))
+            rec["location"] = {"lat": float(_round6(lat)), "lon": float(_round6(lon))}
+        phase = _fall_phase(truth, f)
+        incidents.append(rec)
+        lines.append({"incident_id": iid, "phase": phase,
+                      "continuous_delivery": None if phase == "insufficient_data" else phase in CONTINUOUS_PHASES,
+                      "category": "aftermath", "stopped_working": f.stopped,
+                      "stay_min": round((f.stay_end - f.t) / 60.0, 1)})
+        facts.append(IncidentTruth(iid, truth.index, t, phase, "aftermath", location, 0.0))
     return incidents, lines, facts
 
 
@@ -1286,7 +1450,7 @@ def simulate_rider(
         platforms=plan.platforms, knots_t=tk, knots_x=xk, knots_y=yk, orders=(),
         presence=tuple(presence), online=(), gaps=(), timeline=(), changes=(),
         window=(min(online_times) - 4500.0, max(online_times) + 4500.0),
-        gps_span=plan.gps_span, phone_off=tuple(_merge_spans(phone_off)),
+        gps_span=plan.gps_span, phone_off=tuple(_merge_spans(phone_off)), falls=tuple(plan.falls),
     )
     truth = _rider_truth(base, orders_raw)
     gps = _sample_gps(rng, opts, truth, skew_ms, crs_code)
@@ -1462,6 +1626,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--garbage", type=int, help="bad lines per feed")
     ap.add_argument("--incidents", type=int, help="incidents per rider")
     ap.add_argument("--interleave", action="store_true", help="GPS lines of all riders by time")
+    ap.add_argument("--falls", type=float, help="share of gaps in which the rider falls (rule 6)")
+    ap.add_argument("--time-off", type=float, help="share of incidents reported 4-12 min off at the right place")
     ap.add_argument("--manifest", action="store_true", help="also write manifest.json")
     return ap
 
@@ -1477,6 +1643,7 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         "riders": args.riders, "hours": args.hours, "interval_s": args.interval,
         "seed": args.seed, "date": args.date, "ts_style": args.ts_style,
         "garbage": args.garbage, "incidents_per_rider": args.incidents,
+        "fall_rate": args.falls, "time_off_rate": args.time_off,
     }
     opts = replace(opts, **{k: v for k, v in overrides.items() if v is not None})
     return replace(opts, interleave_riders=True) if args.interleave else opts

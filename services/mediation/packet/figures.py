@@ -14,7 +14,9 @@ rider's position at the reported time, the pickup places of the orders in the wi
 in metres, a north arrow, a light grid, and bilingual labels.
 
 ``timeline_svg``: the phases across the window as one coloured band, one row per order with its
-events, the incident as a red vertical line, local HH:MM on the time axis, and a bilingual legend.
+events, the incident as a red vertical line, the incident's aftermath (DATA_CONTRACT §5 rule 6)
+as its own band after it, the moment the rider passed the reported place when the reported time
+may be off (§6) as a dashed blue line, local HH:MM on the time axis, and a bilingual legend.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ PHASES: dict[str, tuple[str, str, str]] = {
 }
 UNKNOWN_PHASE = ("#CCCCCC", "未知", "unknown")
 INCIDENT_RED = "#D62728"
+AFTERMATH_FILL = "#F6C9C2"  # the stay the incident caused (DATA_CONTRACT §5 rule 6)
+PASSED_BLUE = "#1F3A93"  # when the rider passed the reported place (§6 time check)
 GAP_GREY = "#8C8C8C"
 OBSERVATION_GAP_S = 150.0  # no fix for longer than this: drawn dashed, "no GPS"
 FONT_FAMILY = "'Noto Sans CJK SC','Source Han Sans SC','PingFang SC','Microsoft YaHei',SimHei,sans-serif"
@@ -632,13 +636,34 @@ def _event_marker(kind: str, x: float, y: float) -> tuple[Item, ...]:
     return (Line(x - 5, y - 5, x + 5, y + 5, INCIDENT_RED, 2.2), Line(x - 5, y + 5, x + 5, y - 5, INCIDENT_RED, 2.2))
 
 
+@dataclass(frozen=True)
+class Marks:
+    """What the assessment adds to the timeline: the incident's aftermath (rule 6) as a band after
+    the incident mark, when the rider went offline in it, and when he passed the reported place
+    if the reported time may be off (§6 time check). Epoch seconds."""
+
+    aftermath: tuple[float, float] | None = None
+    offline_at: float | None = None
+    passed_at: float | None = None
+    passed_phase: str | None = None
+
+
+NO_MARKS = Marks()
+_AM_H = 16.0  # height of the aftermath band
+
+
 def timeline_scene(timeline: Sequence[Span], orders: Sequence[OrderEvents], incident_at: float | None,
-                   window: tuple[float, float], tz: str = "Asia/Shanghai") -> Scene:
+                   window: tuple[float, float], tz: str = "Asia/Shanghai", marks: Marks = NO_MARKS) -> Scene:
     """The timeline's layout; see ``timeline_svg``."""
     w0, w1 = window
     x0, x1 = _TL_L, TL_W - _TL_R
-    band_y, band_h = 46.0, 36.0
-    row_y, row_h = band_y + band_h + 14, 26.0
+    passed = marks.passed_at if marks.passed_at is not None and w0 <= marks.passed_at <= w1 else None
+    band_y, band_h = (62.0 if passed is not None else 46.0), 36.0
+    am = marks.aftermath
+    if am is not None and (am[1] <= w0 or am[0] >= w1):
+        am = None
+    am_y = band_y + band_h + 6
+    row_y, row_h = band_y + band_h + 14 + (_AM_H + 8 if am is not None else 0), 26.0
     rows = sorted(orders, key=lambda o: (o.accepted if o.accepted is not None else w0, o.order_id))
     n_rows = max(len(rows), 1)
     axis_y = row_y + n_rows * row_h + 4
@@ -647,7 +672,8 @@ def timeline_scene(timeline: Sequence[Span], orders: Sequence[OrderEvents], inci
     def X(t: float) -> float:
         return x0 + (min(max(t, w0), w1) - w0) / max(w1 - w0, 1e-9) * (x1 - x0)
 
-    legend_items = _timeline_legend_rows(x0=16, right=TL_W - 16, y=legend_y)
+    extra = _extra_legend(am is not None, passed is not None)
+    legend_items = _timeline_legend_rows(x0=16, right=TL_W - 16, y=legend_y, extra=extra)
     height = legend_items[1] + 14
     scene = Scene(TL_W, height, f"时间线 Timeline {hhmm(w0, tz)}–{hhmm(w1, tz)}")
     scene.add(Rect(0, 0, TL_W, height, fill="#FFFFFF"),
@@ -679,6 +705,21 @@ def timeline_scene(timeline: Sequence[Span], orders: Sequence[OrderEvents], inci
                       Text((a + b) / 2, band_y + 30, en, 9.5, ink, "middle"))
         elif b - a >= text_width(zh, 11.5) + 6:
             scene.add(Text((a + b) / 2, band_y + 23, zh, 11.5, ink, "middle", True))
+
+    # the aftermath: its own band under the phases, from where the stay began (rule 6)
+    if am is not None:
+        a, b = X(am[0]), X(am[1])
+        scene.add(Text(x0 - 10, am_y + 12, "事发后 aftermath", 10, "#8C2D19", "end"),
+                  Rect(a, am_y, max(b - a, 1.0), _AM_H, fill=AFTERMATH_FILL, stroke=INCIDENT_RED, width=0.8))
+        minutes = (am[1] - am[0]) / 60.0
+        label = f"事发后停留 {minutes:.0f} 分钟 stayed {minutes:.0f} min"
+        if b - a >= text_width(label, 9.5) + 6:
+            scene.add(Text((a + b) / 2, am_y + 12, label, 9.5, "#5A1A0E", "middle"))
+        elif b - a >= text_width(f"{minutes:.0f} min", 9.5) + 4:
+            scene.add(Text((a + b) / 2, am_y + 12, f"{minutes:.0f} min", 9.5, "#5A1A0E", "middle"))
+        if marks.offline_at is not None and w0 <= marks.offline_at <= w1:
+            xo = X(marks.offline_at)
+            scene.add(Line(xo, am_y - 2, xo, am_y + _AM_H + 2, PHASES["offline"][0], 2.0))
 
     # one row per order
     scene.add(Text(16, row_y - 3, "订单 orders", 10, "#555555"))
@@ -712,11 +753,32 @@ def timeline_scene(timeline: Sequence[Span], orders: Sequence[OrderEvents], inci
         scene.add(Rect(lx - w / 2 - 3, band_y - 17, w + 6, 14, fill="#FFFFFF", opacity=0.9),
                   Text(lx, band_y - 6, label, 11, INCIDENT_RED, "middle", True))
 
-    _timeline_legend(scene, x0=16, right=TL_W - 16, y=legend_y)
+    # the moment he passed the reported place, when the reported time may be off
+    if passed is not None:
+        x = X(passed)
+        scene.add(Line(x, band_y - 20, x, axis_y, PASSED_BLUE, 1.8, (5.0, 3.0)))
+        what = PHASES.get(marks.passed_phase or "", UNKNOWN_PHASE)
+        label = f"经过报告地点 passed the place {hhmm(passed, tz)} · {what[1]} {what[2]}"
+        w = text_width(label, 10.5)
+        lx = min(max(x, x0 + w / 2), x1 - w / 2)
+        scene.add(Rect(lx - w / 2 - 3, band_y - 33, w + 6, 14, fill="#FFFFFF", opacity=0.9),
+                  Text(lx, band_y - 22, label, 10.5, PASSED_BLUE, "middle", True))
+
+    _timeline_legend(scene, x0=16, right=TL_W - 16, y=legend_y, extra=extra)
     return scene
 
 
-def _legend_entries() -> list[tuple[str, tuple[Item, ...]]]:
+def _extra_legend(aftermath: bool, passed: bool) -> list[tuple[str, tuple[Item, ...]]]:
+    out: list[tuple[str, tuple[Item, ...]]] = []
+    if aftermath:
+        out.append(("事发后停留（不计为休息） aftermath, not a break",
+                    (Rect(0, -11, 22, 13, fill=AFTERMATH_FILL, stroke=INCIDENT_RED, width=0.8),)))
+    if passed:
+        out.append(("经过报告地点 passed the reported place", (Line(10, -13, 10, 4, PASSED_BLUE, 1.8, (5.0, 3.0)),)))
+    return out
+
+
+def _legend_entries(extra: Sequence[tuple[str, tuple[Item, ...]]] = ()) -> list[tuple[str, tuple[Item, ...]]]:
     out: list[tuple[str, tuple[Item, ...]]] = []
     for _ph, (colour, zh, en) in PHASES.items():
         out.append((f"{zh} {en}", (Rect(0, -11, 22, 13, fill=colour, stroke="#999999", width=0.5),)))
@@ -724,13 +786,15 @@ def _legend_entries() -> list[tuple[str, tuple[Item, ...]]]:
     for kind, zh, en in _EVENTS:
         out.append((f"{zh} {en}", _event_marker(kind, 10, -4)))
     out.append(("事发时刻 incident", (Line(10, -13, 10, 4, INCIDENT_RED, 2.2),)))
+    out.extend(extra)
     return out
 
 
-def _timeline_legend_rows(*, x0: float, right: float, y: float) -> tuple[float, float]:
+def _timeline_legend_rows(*, x0: float, right: float, y: float,
+                          extra: Sequence[tuple[str, tuple[Item, ...]]] = ()) -> tuple[float, float]:
     """Where the legend starts and where it ends (its last baseline)."""
     x, yy = x0, y
-    for label, _shape in _legend_entries():
+    for label, _shape in _legend_entries(extra):
         if label == "BREAK":
             x, yy = x0, yy + 22
             continue
@@ -741,9 +805,10 @@ def _timeline_legend_rows(*, x0: float, right: float, y: float) -> tuple[float, 
     return y, yy
 
 
-def _timeline_legend(scene: Scene, *, x0: float, right: float, y: float) -> None:
+def _timeline_legend(scene: Scene, *, x0: float, right: float, y: float,
+                     extra: Sequence[tuple[str, tuple[Item, ...]]] = ()) -> None:
     x, yy = x0, y
-    for label, shape in _legend_entries():
+    for label, shape in _legend_entries(extra):
         if label == "BREAK":
             x, yy = x0, yy + 22
             continue
@@ -757,11 +822,12 @@ def _timeline_legend(scene: Scene, *, x0: float, right: float, y: float) -> None
 
 
 def timeline_svg(timeline: Sequence[Span], orders: Sequence[OrderEvents], incident_at: float | None,
-                 window: tuple[float, float], tz: str = "Asia/Shanghai") -> str:
+                 window: tuple[float, float], tz: str = "Asia/Shanghai", marks: Marks = NO_MARKS) -> str:
     """The phases over the window as SVG: a band coloured by phase with a bilingual legend, the
-    orders' events as markers (one row per order), the incident as a red vertical line, and the
-    time axis in local HH:MM."""
-    return to_svg(timeline_scene(timeline, orders, incident_at, window, tz))
+    orders' events as markers (one row per order), the incident as a red vertical line, the
+    incident's aftermath as its own band after it, the moment the rider passed the reported place
+    as a dashed blue line, and the time axis in local HH:MM."""
+    return to_svg(timeline_scene(timeline, orders, incident_at, window, tz, marks))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -782,6 +848,7 @@ class FigureInputs:
     spans: tuple[Span, ...]
     orders: tuple[OrderEvents, ...]
     tz: str
+    marks: Marks = NO_MARKS
 
 
 def inputs_from_sections(body: dict[str, Any]) -> FigureInputs:
@@ -809,7 +876,34 @@ def inputs_from_sections(body: dict[str, Any]) -> FigureInputs:
                                o.get("platform") or "") for o in body["orders"])
     places = tuple(Place(float(o["merchant"]["lat"]), float(o["merchant"]["lon"]), f"取餐点 pickup {o['order_id']}")
                    for o in body["orders"] if o.get("merchant"))
-    return FigureInputs(points, incident, epoch(inc.get("at")), places, (w0, w1), spans, orders, tz)
+    return FigureInputs(points, incident, epoch(inc.get("at")), places, (w0, w1), spans, orders, tz,
+                        marks_from_assessment(body.get("assessment")))
+
+
+def marks_from_assessment(a: Any) -> Marks:
+    """The aftermath and the time check's moment, read from an assessment (DATA_CONTRACT §6)."""
+    if not isinstance(a, dict):
+        return NO_MARKS
+    am, lc = a.get("aftermath"), a.get("location_check")
+    span = None
+    offline = None
+    if isinstance(am, dict):
+        s, e = _instant_or_none(am.get("start_at")), _instant_or_none(am.get("end_at"))
+        span = (s, e) if s is not None and e is not None and e > s else None
+        offline = _instant_or_none(am.get("offline_at"))
+    passed = phase = None
+    if isinstance(lc, dict) and lc.get("phase_at_nearest"):
+        passed, phase = _instant_or_none(lc.get("nearest_at")), str(lc["phase_at_nearest"])
+    return Marks(span, offline, passed, phase)
+
+
+def _instant_or_none(v: Any) -> float | None:
+    if not isinstance(v, str):
+        return None
+    try:
+        return epoch(v)
+    except ValueError:
+        return None
 
 
 def scenes_from_sections(body: dict[str, Any]) -> dict[str, Scene]:
@@ -817,7 +911,7 @@ def scenes_from_sections(body: dict[str, Any]) -> dict[str, Scene]:
     return {
         "map.svg": map_scene(f.points, f.incident, f.places, f.window, segments=f.spans,
                              incident_at=f.incident_at, tz=f.tz),
-        "timeline.svg": timeline_scene(f.spans, f.orders, f.incident_at, f.window, f.tz),
+        "timeline.svg": timeline_scene(f.spans, f.orders, f.incident_at, f.window, f.tz, f.marks),
     }
 
 

@@ -222,6 +222,21 @@ def settle_lines(packet: dict[str, Any]) -> tuple[list[str], list[str]]:
     return [str(x) for x in zh], [str(x) for x in en]
 
 
+def _relative(minutes: Any) -> str:
+    """A signed difference from the reported time in words ("早 7.5 分钟 · 7.5 min before"), never "-7.5"."""
+    if not isinstance(minutes, int | float):
+        return "—"
+    n = f"{abs(minutes):g}"
+    if abs(minutes) < 0.05:
+        return "同一时刻 · at the reported time"
+    return f"早 {n} 分钟 · {n} min before" if minutes < 0 else f"晚 {n} 分钟 · {n} min after"
+
+
+def _yes_no_undetermined(b: Any) -> str:
+    """A finding: yes, no, or undetermined (null): never "no" for an abstention."""
+    return "是 YES" if b is True else "否 NO" if b is False else "待定 UNDETERMINED"
+
+
 # ----------------------------------------------------------------------------------------------
 # figures
 
@@ -413,7 +428,16 @@ _LC = {
     "distance_m": ("距报告地点（米）", "from reported place (m)"),
     "nearest_at": ("最接近该地点的时刻", "nearest to it"),
     "nearest_distance_m": ("最近距离（米）", "nearest distance (m)"),
-    "minutes_from_reported": ("距报告时间（分钟）", "from reported time (min)"),
+    "minutes_from_reported": ("与报告时间相比", "against the reported time"),
+    "phase_at_nearest": ("经过该地点时所处阶段", "phase when he passed it"),
+    "continuous_delivery_at_nearest": ("经过时是否连续配送", "continuous delivery then"),
+}
+_AM = {  # DATA_CONTRACT §5 rule 6
+    "start_at": ("事发后停留开始", "aftermath: stay from"),
+    "end_at": ("停留结束", "stay until"),
+    "minutes": ("停留时长（分钟）", "stayed (min)"),
+    "offline_at": ("停留后下线", "went offline at"),
+    "minutes_since_previous_order": ("距上一单结束（分钟）", "since last order (min)"),
 }
 
 
@@ -484,7 +508,16 @@ def _story(packet: dict[str, Any], sha: str) -> list[Any]:
     lc = _dict(a.get("location_check"))
     for k, (zh, en) in _LC.items():
         if k in lc:
-            rows.append((label(zh, en), val(_hm(lc[k]) if k == "nearest_at" else lc[k])))
+            v = lc[k]
+            shown = (_hm(v) if k == "nearest_at" else _phase(v) if k == "phase_at_nearest"
+                     else _yes_no_undetermined(v) if k == "continuous_delivery_at_nearest"
+                     else _relative(v) if k == "minutes_from_reported" else v)
+            rows.append((label(zh, en), val(shown)))
+    am = _dict(a.get("aftermath"))
+    for k, (zh, en) in _AM.items():
+        if k in am:
+            v = am[k]
+            rows.append((label(zh, en), val(_hm(v) if k.endswith("_at") else v)))
     story.append(_kv_table(rows, kv4))
 
     # 2. case facts

@@ -96,6 +96,26 @@ def packet_view(packet: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
     if open_ and not settle:  # a packet made before coverage named them
         zh, en_ = settle_with(a)
         settle = list(en_ if en else zh)
+    _ = i18n.translator(lang)
+    aftermath = None
+    am = a.get("aftermath")
+    if isinstance(am, dict) and am.get("start_at") and am.get("end_at"):
+        off = _("aftermath_offline", at=_hms(am["offline_at"], tz)) if am.get("offline_at") else ""
+        aftermath = {"start": _hms(am["start_at"], tz), "end": _hms(am["end_at"], tz), "minutes": am.get("minutes"),
+                     "offline_at": _hms(am.get("offline_at"), tz),
+                     "text": _("aftermath_line", minutes=am.get("minutes"), start=_hms(am["start_at"], tz),
+                               end=_hms(am["end_at"], tz), offline=off)}
+    time_check = None
+    lc = a.get("location_check")
+    if isinstance(lc, dict) and lc.get("phase_at_nearest") and lc.get("nearest_at"):
+        minutes = float(lc.get("minutes_from_reported") or 0.0)
+        rel = _("rel_before" if minutes < 0 else "rel_after", n=f"{abs(minutes):g}")
+        cd = lc.get("continuous_delivery_at_nearest")
+        time_check = {"at": _hms(lc["nearest_at"], tz), "phase": lc["phase_at_nearest"],
+                      "text": _("time_check_line", at=_hms(lc["nearest_at"], tz), d=lc.get("nearest_distance_m"), rel=rel,
+                                phase=i18n.phase_label(lc["phase_at_nearest"], lang),
+                                cd=_("continuous") if cd is True else _("not_continuous") if cd is False
+                                else _("undetermined"))}
     return {
         "undetermined": open_,
         "settle": [str(x) for x in settle] if open_ else [],
@@ -119,6 +139,8 @@ def packet_view(packet: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
         "clock_skew": dq.get("clock_skew_s"),
         "points": len(points),
         "figures": figure_sizes(packet.get("figures") or {}),
+        "aftermath": aftermath,
+        "time_check": time_check,
         "case": case,
     }
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from shared.geo import haversine_m, local_xy_m
 
+from .aftermath import Aftermath, Judgement, find_aftermath, judge, moved_m
 from .clean import CleanReport, clean
 from .clock import SkewEstimate, estimate_skew
 from .model import Incident, Order, Params, Phase, RiderDay, Segment
 from .motion import Grid, longest_dwell, resample, stops
-from .phases import Timeline, build_timeline
+from .phases import Gap, Timeline, build_timeline
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,21 @@ def assess(a: DayAnalysis, inc: Incident, params: Params, fmt_time: Any,
     elif prev is not None and prev.ended is not None and nxt is not None and nxt.accepted >= prev.ended:
         result["gap_minutes"] = round((nxt.accepted - prev.ended) / 60.0, 1)
 
-    if phase is not Phase.INSUFFICIENT_DATA or seg.why == "unobserved":
-        says.extend(_explain(seg, tl, orders, inc, a, params, fmt_time))
-    margin = min(inc.at - seg.start, seg.end - inc.at)
+    rule6 = _rule6(a, inc, seg, gap, params) if phase is not Phase.INSUFFICIENT_DATA or seg.why == "unobserved" else None
+    if rule6 is not None and gap is not None:
+        am, jd = rule6
+        phase = jd.phase
+        seg = Segment(gap.start, am.start, phase, seg.orders, jd.why)
+        result.update(phase=phase.value, continuous_delivery=phase.continuous_delivery)
+        if within is not None:  # what is shown stays inside the evidence window (the finding does not)
+            am, jd = _clipped(am, jd, within)
+        result["aftermath"] = _aftermath_fields(am, jd, gap, inc, fmt_time)
+        says.extend(_explain_rule6(am, jd, gap, inc, a, params))
+        margin = inc.at - gap.start
+    else:
+        if phase is not Phase.INSUFFICIENT_DATA or seg.why == "unobserved":
+            says.extend(_explain(seg, tl, orders, inc, a, params, fmt_time))
+        margin = min(inc.at - seg.start, seg.end - inc.at)
     result["confidence"] = _confidence(seg, margin, a, inc.at)
     result["phase_window"] = {
         "from": fmt_time(seg.start) if np.isfinite(seg.start) else None,
@@ -102,7 +115,7 @@ def assess(a: DayAnalysis, inc: Incident, params: Params, fmt_time: Any,
     if abs(a.skew.skew_s) >= 30:
         says.append(("skew", {"s": round(a.skew.skew_s), "n": a.skew.events_used}))
     if inc.location is not None:
-        lc = location_check(a, inc, within)
+        lc = location_check(a, inc, within, params)
         result["location_check"] = {k: (fmt_time(v) if k == "nearest_at" and v is not None else v) for k, v in lc.items()}
         says.extend(_explain_location(lc, inc, fmt_time, within))
     result["explanation"] = render(says, "zh", fmt_time)
@@ -141,9 +154,16 @@ def _coverage(grid: Grid, t0: float, t1: float) -> float:
     return float(min(1.0, g.known.sum() * step / (t1 - t0)))
 
 
-def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | None = None) -> dict[str, Any]:
+def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | None = None,
+                   params: Params | None = None) -> dict[str, Any]:
     """How far the rider was from the reported place at the reported time, and when he came
-    nearest to it: that day, or only among the fixes ``within`` (from, to) when given."""
+    nearest to it: that day, or only among the fixes ``within`` (from, to) when given (of the
+    fixes as near as GPS can tell, the visit closest to the reported time: ``_nearest_visit_fix``).
+    When that was more than ``time_check_min_s`` away from the reported time, within
+    ``time_check_radius_m``, the reported
+    time may be off: the phase then (rules 1 to 5) is added as ``phase_at_nearest`` and
+    ``continuous_delivery_at_nearest`` (DATA_CONTRACT §6)."""
+    params = params if params is not None else Params()
     assert inc.location is not None
     lat, lon = inc.location
     out: dict[str, Any] = {"distance_m": None, "nearest_at": None, "nearest_distance_m": None}
@@ -156,10 +176,139 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
         t, la, lo = t[sel], la[sel], lo[sel]
     if t.size:
         x, y = local_xy_m(la, lo, lat, lon)  # exact enough to find the nearest fix
-        i = int(np.argmin(x * x + y * y))
+        d2 = x * x + y * y
+        i = _nearest_visit_fix(t, d2, inc.at, params)
         out["nearest_at"] = float(t[i])
         out["nearest_distance_m"] = round(float(haversine_m(la[i], lo[i], lat, lon)), 1)
         out["minutes_from_reported"] = round((float(t[i]) - inc.at) / 60.0, 1)
+        if (abs(float(t[i]) - inc.at) > params.time_check_min_s
+                and out["nearest_distance_m"] <= params.time_check_radius_m):
+            then = a.timeline.at(float(t[i]))
+            out["phase_at_nearest"] = then.phase.value
+            out["continuous_delivery_at_nearest"] = then.phase.continuous_delivery
+            out["orders_at_nearest"] = list(then.orders) if then.phase in _WITH_ORDER else []
+    return out
+
+
+_WITH_ORDER = (Phase.TO_PICKUP, Phase.AT_MERCHANT, Phase.DELIVERING)
+NEAREST_SLACK_M = 15.0  # fixes this much further than the nearest are as near as GPS can tell
+VISIT_GAP_S = 120.0  # near fixes further apart in time than this are separate visits
+
+
+def _nearest_visit_fix(t: np.ndarray, d2: np.ndarray, at: float, params: Params) -> int:
+    """The fix that says when the rider was at the place. The fixes as near as the nearest one
+    form visits (he sat there a while, or passed it twice that day); the visit closest to the
+    reported time is the one meant. If he was there within ``time_check_min_s`` of the reported
+    time, the fix closest to it (the time fits); else the fix in the middle of that visit (a
+    rider waiting at a merchant was there mostly waiting, not arriving or leaving)."""
+    reach = float(np.sqrt(d2.min())) + NEAREST_SLACK_M
+    cand = np.flatnonzero(d2 <= reach * reach)
+    breaks = np.flatnonzero(np.diff(t[cand]) > VISIT_GAP_S) + 1
+    best: tuple[float, int] | None = None
+    for v in np.split(cand, breaks):
+        a, b = float(t[v[0]]), float(t[v[-1]])
+        off = 0.0 if a <= at <= b else min(abs(at - a), abs(at - b))
+        if off <= params.time_check_min_s:
+            i = int(v[np.argmin(np.abs(t[v] - at))])
+        else:
+            mid = (a + b) / 2.0
+            i = int(v[np.argmin(np.abs(t[v] - mid))])
+        if best is None or off < best[0]:
+            best = (off, i)
+    assert best is not None
+    return best[1]
+
+
+# ---------------------------------------------------------------- rule 6: the incident's aftermath
+
+def _rule6(a: DayAnalysis, inc: Incident, seg: Segment, gap: Gap | None,
+           params: Params) -> tuple[Aftermath, Judgement] | None:
+    """The aftermath of an incident between orders (after a previous one), and the gap judged on
+    what happened up to it (DATA_CONTRACT §5 rule 6); None when rule 6 does not apply."""
+    if gap is None or not np.isfinite(gap.start) or seg.phase is Phase.OFFLINE:
+        return None
+    if seg.phase not in (Phase.CONNECTING, Phase.IDLE, Phase.INSUFFICIENT_DATA):
+        return None
+    place = inc.location if inc.location is not None else _position_near(a.grid, inc.at, params)
+    if place is None:
+        return None
+    am = find_aftermath(a.grid, inc.at, place, params, until=gap.end)
+    if am is None:
+        return None
+    return am, judge(gap, am, inc.at, a.timeline.online, a.grid, params)
+
+
+def _position_near(grid: Grid, t: float, params: Params) -> tuple[float, float] | None:
+    """Where the rider was at t; if the GPS was silent then, where he was first seen after it
+    (within the aftermath's start window): a fall is often where the phone lost its fix."""
+    here = grid.at(t)
+    if here is not None or len(grid) == 0:
+        return here
+    g = grid.slice(t, t + params.aftermath_start_s)
+    k = np.flatnonzero(g.known)
+    return (float(g.lat[k[0]]), float(g.lon[k[0]])) if k.size else None
+
+
+def _clipped(am: Aftermath, jd: Judgement, within: tuple[float, float]) -> tuple[Aftermath, Judgement]:
+    """The aftermath as far as the evidence window shows it: a packet never says where the rider
+    was, or when he went offline, outside it."""
+    end = min(am.end, within[1])
+    off = jd.offline_at if jd.offline_at is not None and jd.offline_at <= within[1] else None
+    return replace(am, end=end, beyond=am.end > within[1]), replace(jd, offline_at=off)
+
+
+def _aftermath_fields(am: Aftermath, jd: Judgement, gap: Gap, inc: Incident, fmt_time: Any) -> dict[str, Any]:
+    """The aftermath as surfaces draw it: the band [start, end) after the incident mark."""
+    out: dict[str, Any] = {
+        "start": round(am.start, 3), "end": round(am.end, 3),
+        "start_at": fmt_time(am.start), "end_at": fmt_time(am.end),
+        "minutes": round(am.seconds / 60.0, 1),
+        "continues_after_window": am.beyond,
+        "offline_at": fmt_time(jd.offline_at) if jd.offline_at is not None and jd.offline_at < gap.end else None,
+        "place": "reported" if inc.location is not None else "position_at_reported_time",
+        "distance_m": am.distance_m,
+        "minutes_since_previous_order": round((inc.at - gap.start) / 60.0, 1),
+        "rule": "DATA_CONTRACT §5 rule 6",
+    }
+    if jd.why == "aftermath_no_next":
+        out["evidence_needed"] = ["rider_statement_of_destination", "next_order_dispatch_log", "witness"]
+    return out
+
+
+def _gap_args(gap: Gap, params: Params) -> dict[str, Any]:
+    p, n = gap.prev, gap.next
+    return {"prev": p.order_id if p else None, "ended": gap.start, "next": n.order_id if n else None,
+            "accepted": gap.end,
+            "min": round((gap.end - gap.start) / 60.0, 1) if np.isfinite(gap.end - gap.start) else None,
+            "max": round(params.max_connecting_gap_s / 60), "dwell_min": round(params.dwell_min_s / 60),
+            "r": round(params.dwell_radius_m)}
+
+
+def _explain_rule6(am: Aftermath, jd: Judgement, gap: Gap, inc: Incident, a: DayAnalysis,
+                   params: Params) -> list[Sentence]:
+    args = _gap_args(gap, params)
+    if jd.dwell is not None:
+        args.update(certain=round(jd.dwell.certain_s / 60.0, 1), possible=round(jd.dwell.possible_s / 60.0, 1),
+                    dwell_at=jd.dwell.start)
+    since = round((inc.at - gap.start) / 60.0, 1)
+    moved = moved_m(a.grid, inc.at - 300.0, inc.at)
+    stay = {"stay": round(am.seconds / 60.0, 1), "atleast": am.beyond, "from": am.start, "to": am.end, "off": jd.offline_at,
+            "r": round(params.aftermath_radius_m), "w": round(params.aftermath_start_s / 60)}
+    out: list[Sentence] = []
+    if jd.why == "aftermath_connected":
+        out.append(("aftermath_connected", args))
+        out.append(("aftermath_stay_off" if jd.offline_at is not None and jd.offline_at < gap.end else
+                    "aftermath_stay", stay))
+    elif jd.why == "aftermath_no_next":
+        out.append(("aftermath_no_next", {**args, "since": since,
+                                          "moved": round(moved) if moved is not None else None}))
+        out.append(("aftermath_stay_off" if jd.offline_at is not None else
+                    "aftermath_stay" if am.beyond else "aftermath_stay_online", stay))
+        out.append(("aftermath_undetermined", {"max": args["max"]}))
+        out.append(("aftermath_settle", {}))
+    else:
+        out.append(("gap_" + jd.why, args))
+        out.append(("aftermath_stay", stay))
     return out
 
 
@@ -188,11 +337,7 @@ def _explain(seg: Segment, tl: Timeline, orders: dict[str, Order], inc: Incident
     else:
         gap = tl.gap_at(inc.at)
         if gap is not None:
-            p, n = gap.prev, gap.next
-            args = {"prev": p.order_id if p else None, "ended": gap.start, "next": n.order_id if n else None,
-                    "accepted": gap.end, "min": round((gap.end - gap.start) / 60.0, 1) if np.isfinite(gap.end - gap.start) else None,
-                    "max": round(params.max_connecting_gap_s / 60), "dwell_min": round(params.dwell_min_s / 60),
-                    "r": round(params.dwell_radius_m)}
+            args = _gap_args(gap, params)
             dwell = gap.dwell
             if dwell is None and gap.why == "connected":
                 dwell = longest_dwell(a.grid, gap.start, gap.end, params)
@@ -212,7 +357,13 @@ def _explain_location(lc: dict[str, Any], inc: Incident, fmt_time: Any,
         out.append(("loc_unobserved", {}))
     if lc["nearest_at"] is not None:
         out.append(("loc_nearest" if within is None else "loc_nearest_within",
-                    {"d": lc["nearest_distance_m"], "t": lc["nearest_at"], "min": lc["minutes_from_reported"]}))
+                    {"d": lc["nearest_distance_m"], "t": lc["nearest_at"], "rel": lc["minutes_from_reported"]}))
+    if "phase_at_nearest" in lc:
+        orders = lc.get("orders_at_nearest") or []
+        out.append(("time_check", {"n": abs(lc["minutes_from_reported"]), "t": lc["nearest_at"],
+                                   "d": lc["nearest_distance_m"], "rel": lc["minutes_from_reported"],
+                                   "doing": lc["phase_at_nearest"], "order": orders[0] if orders else None,
+                                   "cd": lc["continuous_delivery_at_nearest"]}))
     return out
 
 
@@ -235,8 +386,16 @@ _ZH: dict[str, str] = {
     "skew": "骑手手机时钟与平台时钟相差约 {s} 秒（由 {n} 次取餐/送达的位置推算），定位时间已据此校正。",
     "loc_at": "事发时刻骑手的定位距报告的事发地点约 {d} 米。",
     "loc_unobserved": "事发时刻没有骑手的定位记录。",
-    "loc_nearest": "当天骑手离报告地点最近的时刻是 {t}（约 {d} 米），与报告时间相差 {min} 分钟。",
-    "loc_nearest_within": "在证据时段内，骑手离报告地点最近的时刻是 {t}（约 {d} 米），与报告时间相差 {min} 分钟。",
+    "loc_nearest": "当天骑手离报告地点最近的时刻是 {t}（约 {d} 米），{rel}。",
+    "loc_nearest_within": "在证据时段内，骑手离报告地点最近的时刻是 {t}（约 {d} 米），{rel}。",
+    "time_check": "报告的事发时间可能有误，相差约 {n} 分钟：骑手于 {t} 经过报告地点（约 {d} 米），{rel}；当时骑手{doing}，{cd}。结论仍按报告时间作出。",
+    "aftermath_connected": "事发时骑手处于两单之间的合理衔接阶段：上一单 {prev} 于 {ended} 结束，下一单 {next} 于 {accepted} 接单，间隔 {min} 分钟（不超过 {max} 分钟）；直到事发时一直在线，事发前没有在 {r} 米范围内停留 {dwell_min} 分钟以上（最长停留约 {certain} 分钟）。属于连续配送。",
+    "aftermath_stay": "事发后骑手在事发地点停留{atleast} {stay} 分钟（{from} 起）：这是事故之后的停留，不计为休息。",
+    "aftermath_stay_off": "事发后骑手在事发地点停留{atleast} {stay} 分钟（{from} 起），并于 {off} 下线：这是事故之后的停留和下线，不计为休息，也不影响“一直在线”。",
+    "aftermath_stay_online": "事发后骑手在事发地点停留{atleast} {stay} 分钟（{from} 起，至 {to}），期间没有下线：这是事故之后的停留，不计为休息。",
+    "aftermath_no_next": "上一单 {prev} 于 {ended} 结束，事发在其后 {since} 分钟；直到事发时骑手一直在线并在移动（事发前 5 分钟骑行约 {moved} 米，最长停留约 {certain} 分钟）。",
+    "aftermath_undetermined": "上一单结束后 {max} 分钟内没有接下一单，而骑手在事发地点停了下来：仅凭轨迹和订单记录无法区分骑手是在前往下一单取餐还是准备收工回家，因此结论待定（不是“否”）。",
+    "aftermath_settle": "可补充以下证据来判断：骑手对事发时去向的陈述、平台对其下一单的派单记录、目击者证言。",
 }
 
 _EN: dict[str, str] = {
@@ -258,11 +417,27 @@ _EN: dict[str, str] = {
     "skew": "The rider's phone clock differs from the platform clock by about {s} s (from {n} pickups and deliveries); GPS times were corrected for it.",
     "loc_at": "At the reported time the rider's GPS was about {d} m from the reported place.",
     "loc_unobserved": "There is no GPS fix of the rider at the reported time.",
-    "loc_nearest": "The rider came nearest to the reported place at {t} (about {d} m), {min} minutes from the reported time.",
-    "loc_nearest_within": "Within the evidence window, the rider came nearest to the reported place at {t} (about {d} m), {min} minutes from the reported time.",
+    "loc_nearest": "The rider came nearest to the reported place at {t} (about {d} m), {rel}.",
+    "loc_nearest_within": "Within the evidence window, the rider came nearest to the reported place at {t} (about {d} m), {rel}.",
+    "time_check": "The reported time may be off by about {n} minutes: the rider passed the reported place at {t} (about {d} m), {rel}; he was then {doing}: {cd}. The finding above is still for the reported time.",
+    "aftermath_connected": "The rider was between consecutive orders: {prev} ended at {ended}, {next} was accepted at {accepted}, {min} minutes apart (at most {max}); until the incident he stayed online and never stayed within {r} m for {dwell_min} minutes or more (longest stay about {certain} min). This is continuous delivery.",
+    "aftermath_stay": "He stayed {atleast}{stay} min at the place of the fall from {from}, after the incident: not counted as a break.",
+    "aftermath_stay_off": "He stayed {atleast}{stay} min at the place of the fall from {from} and went offline at {off}, after the incident: neither counts as a break or breaks \"online throughout\".",
+    "aftermath_stay_online": "He stayed {atleast}{stay} min at the place of the fall from {from} until {to}, after the incident, and did not go offline: not counted as a break.",
+    "aftermath_no_next": "The previous order {prev} ended at {ended}, {since} minutes before the incident; until the incident the rider was online and moving (about {moved} m ridden in the 5 minutes before it, longest stay about {certain} min).",
+    "aftermath_undetermined": "No next order was accepted within {max} minutes of the previous one, and the rider stopped at the place of the incident: the feeds cannot tell a rider heading to the next pickup from one heading home, so the finding is undetermined (not \"no\").",
+    "aftermath_settle": "What would settle it: the rider's statement of where he was heading, the platform's dispatch log for his next order, a witness.",
 }
 
-_TIME_KEYS = {"picked", "arrived", "accepted", "ended", "dwell_at", "t"}
+_DOING_ZH = {"to_pickup": "正在前往取餐", "at_merchant": "在商家处等餐", "delivering": "正在配送",
+             "connecting": "处于两单之间的衔接阶段", "idle": "处于空闲状态（两单之间的休息或等待）",
+             "offline": "处于下线状态", "insufficient_data": "所处阶段无法由数据判断"}
+_DOING_EN = {"to_pickup": "on the way to a pickup", "at_merchant": "waiting at the merchant",
+             "delivering": "delivering", "connecting": "between consecutive orders (connecting)",
+             "idle": "idle (a break or a wait between orders)", "offline": "offline",
+             "insufficient_data": "in a phase the data cannot decide"}
+
+_TIME_KEYS = {"picked", "arrived", "accepted", "ended", "dwell_at", "t", "from", "to", "off"}
 
 
 def render(says: list[Sentence], lang: str, fmt_time: Any) -> list[str]:
@@ -271,8 +446,45 @@ def render(says: list[Sentence], lang: str, fmt_time: Any) -> list[str]:
     for key, vals in says:
         shown = {k: (_clock(fmt_time(v)) if k in _TIME_KEYS and isinstance(v, float) and np.isfinite(v) else
                      ("—" if v is None else v)) for k, v in vals.items()}
+        if "rel" in vals:
+            shown["rel"] = _relative(vals["rel"], lang)
+        if "doing" in vals:
+            shown["doing"] = _doing(vals["doing"], vals.get("order"), lang)
+        if "cd" in vals:
+            shown["cd"] = _verdict(vals["cd"], lang)
+        if "atleast" in vals:  # the stay went on after the evidence window
+            shown["atleast"] = ("至少" if vals["atleast"] else "约") if lang == "zh" else (
+                "at least " if vals["atleast"] else "")
         out.append(table[key].format_map(_Blank(shown)))
     return out
+
+
+def _relative(minutes: float | None, lang: str) -> str:
+    """A signed difference from the reported time, in words: never "-7.5 minutes"."""
+    if minutes is None:
+        return "—"
+    n = abs(minutes)
+    if n < 0.05:
+        return "与报告时间相同" if lang == "zh" else "at the reported time"
+    if lang == "zh":
+        return f"比报告时间{'早' if minutes < 0 else '晚'} {n:g} 分钟"
+    unit = "minute" if n == 1 else "minutes"
+    return f"{n:g} {unit} {'before' if minutes < 0 else 'after'} the reported time"
+
+
+def _doing(phase: str, order: str | None, lang: str) -> str:
+    text = (_DOING_ZH if lang == "zh" else _DOING_EN).get(phase, phase)
+    if order and phase in ("to_pickup", "at_merchant", "delivering"):
+        text += f"（订单 {order}）" if lang == "zh" else f" (order {order})"
+    return text
+
+
+def _verdict(cd: bool | None, lang: str) -> str:
+    if cd is None:
+        return "是否属于连续配送待定" if lang == "zh" else "continuous delivery undetermined"
+    if lang == "zh":
+        return "属于连续配送" if cd else "不属于连续配送"
+    return "continuous delivery" if cd else "not continuous delivery"
 
 
 class _Blank(dict[str, Any]):

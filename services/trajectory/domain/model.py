@@ -42,6 +42,16 @@ class Params:
     dwell_radius_m: float = 50.0  # "stayed within": this radius
     dwell_min_s: float = 600.0  # a dwell this long breaks a connection
     max_connecting_gap_s: float = 1800.0  # tB - tA at most this for a connection
+    # rule 6: the incident's aftermath
+    aftermath_start_s: float = 300.0  # a stay beginning at most this long after the incident ...
+    aftermath_radius_m: float = 100.0  # ... within this distance of its place is its aftermath
+    # engine: a stay that began up to this long before the reported time still counts (reported
+    # times run a little late; the public fall-aftermath case sat down 2.3 min before its report)
+    aftermath_lead_s: float = 180.0
+    aftermath_min_s: float = 600.0  # engine: a stay as long as a dwell (a shorter stop decides nothing)
+    # location check (§6): the reported time may be off
+    time_check_min_s: float = 180.0  # nearest approach further than this from the reported time ...
+    time_check_radius_m: float = 50.0  # ... and within this distance of the reported place
     # cleaning
     max_accuracy_m: float = 60.0  # fixes worse than this are not used for positions
     max_speed_mps: float = 35.0  # faster than this between fixes is a teleport

@@ -67,7 +67,7 @@ def _end(o: Order) -> float:
     return o.ended if o.ended is not None else INF
 
 
-def _covers(spans: list[tuple[float, float]], a: float, b: float) -> bool:
+def covers(spans: list[tuple[float, float]], a: float, b: float) -> bool:
     return any(s <= a and b <= e for s, e in spans)
 
 
@@ -137,7 +137,7 @@ def classify_gap(start: float, end: float, online: list[tuple[float, float]], gr
         return Phase.IDLE, "before_first" if not np.isfinite(start) else "after_last", None
     if end - start > params.max_connecting_gap_s:
         return Phase.IDLE, "gap_too_long", None
-    if not _covers(online, start, end):
+    if not covers(online, start, end):
         return Phase.IDLE, "went_offline", None
     if end - start < params.dwell_min_s:
         return Phase.CONNECTING, "connected", None  # too short to hold a long enough stay

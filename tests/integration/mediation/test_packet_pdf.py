@@ -5,6 +5,7 @@ var/test-artefacts/keys``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -147,3 +148,40 @@ def test_undetermined_prints_as_undetermined_never_no(seed_packet, tmp_path, leg
     determined = subprocess.run([tool, "-enc", "UTF-8", "-", "-"], input=render_pdf(packet), capture_output=True,
                                 check=True).stdout.decode()
     assert "UNDETERMINED" not in determined and "YES" in determined
+
+
+def test_a_fall_with_no_next_order_prints_undetermined_and_its_aftermath(tmp_path):
+    """DATA_CONTRACT §5 rule 6: the public fall-aftermath rider who stopped working."""
+    tool = poppler("pdftotext")
+    body = build_packet(**seed_inputs(ROOT / "tests" / "data" / "scenarios" / "fall-aftermath"))
+    assert body["assessment"]["continuous_delivery"] is None
+    f = tmp_path / "fall.pdf"
+    f.write_bytes(render_pdf(body))
+    text = subprocess.run([tool, "-enc", "UTF-8", str(f), "-"], capture_output=True, check=True).stdout.decode()
+    flat = " ".join(text.split())
+    for expected in ("UNDETERMINED", "aftermath: stay from", "went offline at", "dispatch log", "witness",
+                     "aftermath", "stayed"):  # (the Chinese runs need poppler-data to be read back)
+        assert expected in flat, expected
+    box = flat.split("Finding and reasons")[0]
+    assert box.count("UNDETERMINED") == 2 and " NO " not in f"{box} "  # the finding box never says "no"
+
+
+def test_a_late_report_prints_when_he_passed_the_place_in_words(tmp_path):
+    """DATA_CONTRACT §6 time check: the seed case reported 8 minutes late at the right place."""
+    tool = poppler("pdftotext")
+    d = tmp_path / "seed-late"
+    shutil.copytree(ROOT / "tests" / "data" / "scenarios" / "seed-case-between", d)
+    inc = json.loads((d / "incidents.jsonl").read_text().splitlines()[0])
+    inc["at"] = "2025-05-14T14:18:00+08:00"
+    (d / "incidents.jsonl").write_text(json.dumps(inc) + "\n")
+    body = build_packet(**seed_inputs(d))
+    lc = body["assessment"]["location_check"]
+    assert lc["phase_at_nearest"] == "connecting" and lc["minutes_from_reported"] < -3
+    f = tmp_path / "late.pdf"
+    f.write_bytes(render_pdf(body))
+    flat = " ".join(subprocess.run([tool, "-enc", "UTF-8", str(f), "-"], capture_output=True,
+                                   check=True).stdout.decode().split())
+    n = f"{abs(lc['minutes_from_reported']):g}"
+    assert f"{n} min before" in flat and f"{n} minutes before the reported time" in flat
+    assert "phase when he passed it" in flat and "connecting" in flat and f"-{n}" not in flat
+    assert "passed the place" in flat  # the timeline's mark

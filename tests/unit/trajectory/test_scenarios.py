@@ -1,5 +1,5 @@
 """The public scenarios (copied from ../shared/scenarios into tests/data/scenarios): 100% on
-`clean` incidents, at least 95% on `boundary` ones."""
+`clean` incidents, at least 95% on `boundary` ones, 100% on `aftermath` ones (rule 6)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_there_are_public_scenarios():
 
 
 def test_public_scenarios_score():
-    hits = {"clean": [0, 0], "boundary": [0, 0]}
+    hits = {"clean": [0, 0], "boundary": [0, 0], "aftermath": [0, 0]}
     misses = []
     for d in DAYS:
         got = run(d)
@@ -51,6 +51,8 @@ def test_public_scenarios_score():
     b_ok, b_n = hits["boundary"]
     assert clean_n > 100 and clean_ok == clean_n, misses
     assert b_n > 0 and b_ok >= 0.95 * b_n, misses
+    a_ok, a_n = hits["aftermath"]  # DATA_CONTRACT §5 rule 6: falls between orders
+    assert a_n >= 2 and a_ok == a_n, misses
 
 
 @pytest.mark.parametrize("d", DAYS, ids=[d.name for d in DAYS])

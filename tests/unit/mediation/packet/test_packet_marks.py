@@ -1,0 +1,123 @@
+"""What the assessment adds to the figures and pages: the incident's aftermath (DATA_CONTRACT §5
+rule 6) as its own band after the incident mark, and, when the reported time may be off (§6),
+the moment the rider passed the reported place. Drawn from the packet's own sections."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import orjson
+import pytest
+
+from services.mediation.packet.body import build_packet
+from services.mediation.packet.figures import (
+    AFTERMATH_FILL,
+    PASSED_BLUE,
+    Marks,
+    OrderEvents,
+    Span,
+    figures_from_sections,
+    marks_from_assessment,
+    timeline_svg,
+)
+from services.mediation.packet.sample import seed_inputs
+from services.mediation.web.views import packet_view
+
+pytestmark = pytest.mark.unit
+
+SCENARIOS = Path(__file__).resolve().parents[4] / "tests" / "data" / "scenarios"
+SVG = "{http://www.w3.org/2000/svg}"
+T0 = 1747202400.0  # 14:00 in Asia/Shanghai
+W = (T0 - 1800, T0 + 1800)
+
+
+def texts(svg: str) -> list[str]:
+    return [t.text or "" for t in ET.fromstring(svg).iter(f"{SVG}text")]
+
+
+@pytest.fixture(scope="module")
+def fall_body():
+    """The public fall-aftermath case that stopped working: undetermined."""
+    return build_packet(**seed_inputs(SCENARIOS / "fall-aftermath"))
+
+
+@pytest.fixture(scope="module")
+def late_body(tmp_path_factory):
+    """The seed case reported 8 minutes late at the right place."""
+    d = tmp_path_factory.mktemp("late") / "seed-late"
+    shutil.copytree(SCENARIOS / "seed-case-between", d)
+    inc = orjson.loads((d / "incidents.jsonl").read_bytes().splitlines()[0])
+    inc["at"] = "2025-05-14T14:18:00+08:00"
+    (d / "incidents.jsonl").write_bytes(orjson.dumps(inc) + b"\n")
+    return build_packet(**seed_inputs(d))
+
+
+def test_the_aftermath_is_its_own_band_after_the_incident(fall_body):
+    a = fall_body["assessment"]
+    assert a["phase"] == "insufficient_data" and a["continuous_delivery"] is None
+    svg = fall_body["figures"]["timeline.svg"]
+    words = " ".join(texts(svg))
+    assert "事发后 aftermath" in words and f"stayed {round(a['aftermath']['minutes'])} min" in words
+    assert "事发后停留（不计为休息） aftermath, not a break" in words  # in the legend
+    bands = [r for r in ET.fromstring(svg).iter(f"{SVG}rect") if r.get("fill") == AFTERMATH_FILL]
+    assert len(bands) == 2  # the band and its legend swatch
+    incident = [ln for ln in ET.fromstring(svg).iter(f"{SVG}line") if ln.get("stroke-width") == "2.2"
+                and ln.get("stroke") == "#D62728" and float(ln.get("y2") or 0) - float(ln.get("y1") or 0) > 30]
+    assert incident, "the incident mark"
+    band = max(bands, key=lambda r: float(r.get("width") or 0))
+    x_inc = float(incident[0].get("x1") or 0)
+    assert float(band.get("x") or 0) + float(band.get("width") or 0) > x_inc  # the stay runs on after the incident
+    # the offline moment in the band
+    assert any(ln.get("stroke") == "#4D4D4D" for ln in ET.fromstring(svg).iter(f"{SVG}line"))
+
+
+def test_the_figures_redraw_the_marks_from_the_packet_alone(fall_body, late_body):
+    for body in (fall_body, late_body):
+        assert figures_from_sections(body) == body["figures"]
+
+
+def test_a_late_report_shows_when_he_passed_the_place(late_body):
+    lc = late_body["assessment"]["location_check"]
+    assert lc["phase_at_nearest"] == "connecting" and lc["continuous_delivery_at_nearest"] is True
+    assert lc["minutes_from_reported"] < -3
+    assert late_body["assessment"]["phase"] == "to_pickup"  # the answer stays the reported time's
+    svg = late_body["figures"]["timeline.svg"]
+    words = " ".join(texts(svg))
+    assert re.search(r"经过报告地点 passed the place 14:1\d · 两单衔接 connecting", words)
+    assert "事发 incident 14:18" in words
+    assert any(ln.get("stroke") == PASSED_BLUE and ln.get("stroke-dasharray") for ln in
+               ET.fromstring(svg).iter(f"{SVG}line"))
+    en = " ".join(late_body["assessment"]["explanation_en"])
+    assert "minutes before the reported time" in en and "-" + str(abs(lc["minutes_from_reported"])) not in en
+
+
+def test_marks_outside_the_window_are_not_drawn():
+    spans = [Span(W[0], W[1], "idle")]
+    orders: list[OrderEvents] = []
+    plain = timeline_svg(spans, orders, T0, W)
+    outside = timeline_svg(spans, orders, T0, W, marks=Marks(aftermath=(W[1] + 60, W[1] + 600), passed_at=W[0] - 600,
+                                                            passed_phase="idle"))
+    assert outside == plain
+    inside = timeline_svg(spans, orders, T0, W, marks=Marks(aftermath=(T0 + 30, T0 + 900)))
+    assert inside != plain and AFTERMATH_FILL in inside
+
+
+def test_marks_from_an_assessment_without_them_are_none():
+    assert marks_from_assessment({"phase": "connecting"}) == Marks()
+    assert marks_from_assessment(None) == Marks()
+    assert marks_from_assessment({"aftermath": {"start_at": "bad", "end_at": None}}) == Marks()
+
+
+def test_the_desk_says_undetermined_and_names_the_aftermath(fall_body, late_body):
+    v = packet_view(fall_body, "en", "Asia/Shanghai")
+    assert v["continuous"] is None
+    assert v["aftermath"] and "stayed" in v["aftermath"]["text"] and "went offline at 11:38:38" in v["aftermath"]["text"]
+    zh = packet_view(fall_body, "zh", "Asia/Shanghai")
+    assert "下线" in zh["aftermath"]["text"] and "不计为休息" in zh["aftermath"]["text"]
+    late = packet_view(late_body, "en", "Asia/Shanghai")
+    assert late["time_check"] and "minutes before the reported time" in late["time_check"]["text"]
+    assert "-" not in late["time_check"]["text"].split("(")[1].split(")")[0].split(",")[1]
+    assert packet_view(late_body, "zh", "Asia/Shanghai")["time_check"]["text"].count("比报告时间早") == 1
