@@ -70,7 +70,7 @@ def test_unknown_rider_and_empty_folder(tmp_path):
     r = assess(tmp_path)
     assert r.returncode == 0
     res = orjson.loads(r.stdout)
-    assert res["phase"] == "insufficient_data" and res["continuous_delivery"] is False
+    assert res["phase"] == "insufficient_data" and res["continuous_delivery"] is None  # undetermined, never "no"
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):

@@ -70,8 +70,11 @@ def _smooth(x: F64, known: npt.NDArray[np.bool_]) -> F64:
     xv = np.where(known, x, 0.0)
     kv = known.astype(np.float64)
     kernel = np.ones(w)
-    num = np.convolve(xv, kernel, mode="same")
-    den = np.convolve(kv, kernel, mode="same")
+    # "full" then the centred slice: mode="same" returns the kernel's length when the series is
+    # shorter than the kernel (two to four samples), which does not broadcast against x
+    n = x.shape[0]
+    num = np.convolve(xv, kernel, mode="full")[_SMOOTH:_SMOOTH + n]
+    den = np.convolve(kv, kernel, mode="full")[_SMOOTH:_SMOOTH + n]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, x)
 
