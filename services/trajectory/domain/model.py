@@ -47,7 +47,9 @@ class Params:
     max_speed_mps: float = 35.0  # faster than this between fixes is a teleport
     duplicate_window_s: float = 1.0  # fixes closer in time than this and ...
     duplicate_radius_m: float = 2.0  # ... closer in space than this are one fix
-    observation_gap_s: float = 150.0  # no fix for longer than this: unknown, never a stay
+    observation_gap_s: float = 150.0  # no fix for longer than this: unknown, never a stay ...
+    bridge_max_s: float = 480.0  # ... unless at most this long (an indoor outage) and ...
+    bridge_radius_m: float = 25.0  # ... its two ends lie within this distance: then spent there
     # clock reconciliation
     max_clock_skew_s: float = 1200.0
     stationary_speed_mps: float = 1.0

@@ -142,11 +142,22 @@ def classify_gap(start: float, end: float, online: list[tuple[float, float]], gr
     if end - start < params.dwell_min_s:
         return Phase.CONNECTING, "connected", None  # too short to hold a long enough stay
     dwell = longest_dwell(grid, start, end, params)
+    phase, why = _judge(dwell, params)
+    g = grid.slice(start, end)
+    if g.bridged.any():
+        # would the answer differ without the bridging rule? then the explanation says it decided
+        plain = replace(grid, bridged=np.zeros_like(grid.bridged))
+        if _judge(longest_dwell(plain, start, end, params), params)[0] is not phase:
+            dwell = replace(dwell, bridge_decided=True)
+    return phase, why, dwell
+
+
+def _judge(dwell: Dwell, params: Params) -> tuple[Phase, str]:
     if dwell.certain_s >= params.dwell_min_s:
-        return Phase.IDLE, "dwelt", dwell
+        return Phase.IDLE, "dwelt"
     if dwell.possible_s >= params.dwell_min_s:
-        return Phase.INSUFFICIENT_DATA, "unobserved", dwell
-    return Phase.CONNECTING, "connected", dwell
+        return Phase.INSUFFICIENT_DATA, "unobserved"
+    return Phase.CONNECTING, "connected"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,117 @@
+"""Issue 17 part 2: the bound on "could have been a stay" looks both ways. Time hidden between the
+previous order's end and the first fix of a gap counts when the rider's known position at the
+gap's start is near where he is next seen; the same at the gap's end, up to the next fix after
+the next order's acceptance. Mirror cases, each with a control where the rider is seen far away."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.trajectory.domain.assess import analyse, assess
+from services.trajectory.domain.model import Incident, Phase
+from services.trajectory.domain.motion import longest_dwell
+from shared.timeutil import iso_local
+
+from .builders import PARAMS, T0, day, online, order, ride, stay
+
+pytestmark = pytest.mark.unit
+
+M1, C1 = (0.0, 0.0), (1500.0, 0.0)
+M2 = (3000.0, 3000.0)
+
+
+def _day(gap_points, *, last_at_c: float = 840.0, c_stay_from: float = 780.0, b_points=None):
+    """Order A: accepted 10:00, picked up 10:05, delivered 10:15 at C1; order B accepted 10:40."""
+    a = order("A", 0, picked=300, ended=900, merchant=M1, customer=C1, arrived=60)
+    b = order("B", 2400, picked=3000, ended=3600, merchant=M2, customer=(3000, 4500), arrived=2900)
+    pts = (ride(0, 60, (-300, 0), M1) + stay(60, 300, M1) + ride(300, c_stay_from, M1, C1)
+           + stay(c_stay_from, last_at_c + 1, C1, every=20) + gap_points)
+    pts += b_points if b_points is not None else ride(2460, 2900, gap_points[-1][1], M2)
+    pts += stay(2900, 3000, M2, seed=2) + ride(3000, 3600, M2, (3000, 4500))
+    return day([a, b], online(-100), pts)
+
+
+def gap_phase(d, at: float = 1800.0):
+    tl = analyse(d, PARAMS).timeline
+    return tl.at(T0 + at).phase, tl.gap_at(T0 + at)
+
+
+def test_minutes_hidden_at_the_start_of_a_gap_count_when_he_reappears_at_the_drop_off():
+    # delivered 10:15; GPS lost 10:14-10:19:40; seen 5.5 min at the drop-off; rides on; next order 10:40
+    pts = stay(1180, 1510, C1, every=20, seed=4) + ride(1510, 2460, C1, (1500, 2500))
+    ph, gap = gap_phase(_day(pts))
+    assert ph is Phase.INSUFFICIENT_DATA
+    assert gap.dwell.certain_s < PARAMS.dwell_min_s <= gap.dwell.possible_s
+    assert gap.dwell.possible_s == pytest.approx(10.2 * 60, abs=30)
+
+
+def test_minutes_hidden_at_the_start_do_not_count_when_he_reappears_far_away():
+    # the same outage, but he reappears 1 km from the drop-off: he needed ~2 min to get there
+    p = (1500.0, 1000.0)
+    pts = stay(1180, 1510, p, every=20, seed=4) + ride(1510, 2460, p, (1500, 2500))
+    ph, gap = gap_phase(_day(pts))
+    assert ph is Phase.CONNECTING
+    assert gap.dwell.possible_s < PARAMS.dwell_min_s
+
+
+def test_minutes_hidden_at_the_end_of_a_gap_count_when_he_reappears_at_the_same_place():
+    # rides off at 10:15, seen 5.5 min at P from 10:29:50, GPS lost 10:35:20-10:41 (the next order
+    # came at 10:40), seen again at P: he may have stayed there 10.2 min
+    p = (1500.0, 1500.0)
+    pts = ride(900, 1790, C1, p) + stay(1790, 2120, p, every=20, seed=5)
+    d = _day(pts, b_points=stay(2460, 2480, p, seed=6) + ride(2480, 2900, p, M2))
+    ph, gap = gap_phase(d, 1500)
+    assert ph is Phase.INSUFFICIENT_DATA
+    assert gap.dwell.possible_s == pytest.approx(10.2 * 60, abs=30)
+
+
+def test_minutes_hidden_at_the_end_do_not_count_when_he_reappears_far_away():
+    p, q = (1500.0, 1500.0), (1500.0, 3500.0)  # next seen 2 km away: he left P by about 10:36:56
+    pts = ride(900, 1790, C1, p) + stay(1790, 2120, p, every=20, seed=5)
+    d = _day(pts, b_points=stay(2460, 2480, q, seed=6) + ride(2480, 2900, q, M2))
+    ph, gap = gap_phase(d, 1500)
+    assert ph is Phase.CONNECTING
+    assert gap.dwell.possible_s < PARAMS.dwell_min_s
+
+
+def test_the_bound_is_the_same_both_ways():
+    """A stay seen for 5.5 min with 4 min 40 s hidden before it, or after it, inside the window."""
+    p = (0.0, 0.0)
+    before = day([], online(-100), ride(0, 300, (-2000, 0), (-10, 0)) + [(300, p)] + stay(580, 910, p, every=20)
+                 + ride(910, 1200, p, (2000, 0)))
+    after = day([], online(-100), ride(0, 250, (-2000, 0), p) + stay(250, 580, p, every=20) + [(860, p)]
+                + ride(860, 1200, p, (2000, 0)))
+    b = longest_dwell(analyse(before, PARAMS).grid, T0 + 300, T0 + 1200, PARAMS)
+    a = longest_dwell(analyse(after, PARAMS).grid, T0 + 0, T0 + 860, PARAMS)
+    assert b.possible_s == pytest.approx(a.possible_s, abs=15)
+    assert b.possible_s >= PARAMS.dwell_min_s
+
+
+# ---------------------------------------------------------------- the bridging rule (part 3)
+
+def _stay_with_outage(out_s: float, end_off_m: float):
+    """Between orders A (ends 10:15) and B (10:40): rides 3 min to P, stays there 12 min of which
+    ``out_s`` without GPS in the middle, reappearing ``end_off_m`` from where he was lost."""
+    p = (1500.0, 1500.0)
+    q = (p[0] + end_off_m, p[1])
+    lost = 1500 - out_s / 2
+    pts = ride(900, 1080, C1, p) + stay(1080, lost, p, every=20, jitter=2, seed=7)
+    pts += stay(lost + out_s, 1800, q, every=20, jitter=2, seed=8) + ride(1800, 2460, q, (1500, 2500))
+    return _day(pts)
+
+
+def test_an_indoor_outage_inside_a_stay_is_bridged_and_said_to_have_decided():
+    d = _stay_with_outage(240, 5)
+    ph, gap = gap_phase(d, 2000)
+    assert ph is Phase.IDLE
+    assert gap.dwell.bridge_decided and gap.dwell.bridged_s == pytest.approx(240, abs=20)
+    res = assess(analyse(d, PARAMS), Incident("I", "R1", T0 + 2000, "x"), PARAMS, iso_local)
+    assert res["phase"] == "idle"
+    assert any("this rule decided the finding" in s for s in res["explanation_en"])
+
+
+@pytest.mark.parametrize(("out_s", "end_off_m"), [(240, 40), (540, 5)])
+def test_an_outage_too_long_or_whose_ends_are_apart_is_not_bridged(out_s, end_off_m):
+    ph, gap = gap_phase(_stay_with_outage(out_s, end_off_m), 2000)
+    assert ph is Phase.INSUFFICIENT_DATA  # never idle on time nobody saw
+    assert gap.dwell.certain_s < PARAMS.dwell_min_s <= gap.dwell.possible_s
