@@ -71,3 +71,9 @@ bench-kafka: $(STAMP)
 .PHONY: faults
 faults: $(STAMP)
 	$(BIN)/python -m pytest -q tests/faults --faults-full --reliability-report docs/reliability.md
+
+## bench-accuracy: phase and continuous_delivery accuracy and abstentions on simulated days (dirty,
+## indoor outages, harder streets) and on the public scenarios (bench/accuracy.py; days in var/bench/accuracy/)
+.PHONY: bench-accuracy
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m bench.accuracy
