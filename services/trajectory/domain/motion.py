@@ -28,6 +28,7 @@ class Grid:
     lon: F64
     known: npt.NDArray[np.bool_]
     bridged: npt.NDArray[np.bool_]  # unknown, but inside an outage bridged by the rule above
+    drift: npt.NDArray[np.bool_]  # known, but a drift episode: position replaced (see mark_drift)
 
     @property
     def seen(self) -> npt.NDArray[np.bool_]:
@@ -49,10 +50,10 @@ class Grid:
 
     def slice(self, t0: float, t1: float) -> Grid:
         i, j = np.searchsorted(self.t, [t0, t1], side="left")
-        return Grid(self.t[i:j], self.lat[i:j], self.lon[i:j], self.known[i:j], self.bridged[i:j])
+        return Grid(self.t[i:j], self.lat[i:j], self.lon[i:j], self.known[i:j], self.bridged[i:j], self.drift[i:j])
 
     def shifted(self, dt: float) -> Grid:
-        return Grid(self.t + dt, self.lat, self.lon, self.known, self.bridged)
+        return Grid(self.t + dt, self.lat, self.lon, self.known, self.bridged, self.drift)
 
 
 def resample(track: Track, params: Params, step: float = STEP_S) -> Grid:
@@ -60,7 +61,7 @@ def resample(track: Track, params: Params, step: float = STEP_S) -> Grid:
     fixes further apart than the observation-gap limit are unknown."""
     if len(track) == 0:
         z = np.zeros(0)
-        return Grid(z, z, z, np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+        return Grid(z, z, z, np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
     t0 = np.floor(track.t[0] / step) * step
     t = np.arange(t0, track.t[-1] + step, step)
     lat = np.interp(t, track.t, track.lat)
@@ -78,7 +79,66 @@ def resample(track: Track, params: Params, step: float = STEP_S) -> Grid:
     lat, lon = _smooth(lat, seen), _smooth(lon, seen)
     lat = np.where(seen, lat, np.nan)
     lon = np.where(seen, lon, np.nan)
-    return Grid(t, lat, lon, known, bridged)
+    return mark_drift(Grid(t, lat, lon, known, bridged, np.zeros(t.shape, dtype=bool)), params)
+
+
+def mark_drift(grid: Grid, params: Params) -> Grid:
+    """Drift told apart from movement. A standing phone's fix can wander tens of metres off and
+    back for minutes (multipath between buildings); a rider who rides off comes back, if ever,
+    at riding speed. An excursion is drift when the position leaves the place it was at (further
+    than ``bridge_radius_m``), stays within ``drift_max_m`` of it, comes back within
+    ``bridge_radius_m`` of it within ``drift_max_s``, is seen throughout, and never moves faster
+    than ``drift_max_speed_mps`` over 30 s. Its samples are marked ``drift`` and placed on the
+    straight line between where it left and where it came back."""
+    n = len(grid)
+    if n < 3 or params.drift_max_s <= 0:
+        return grid
+    step = float(grid.t[1] - grid.t[0])
+    w = int(params.drift_max_s / step)
+    x, y = local_xy_m(grid.lat, grid.lon, float(np.nanmean(grid.lat)), float(np.nanmean(grid.lon)))
+    seen = grid.seen
+    # speed over a 30 s baseline, centred
+    k = max(1, int(round(15.0 / step)))
+    lo = np.clip(np.arange(n) - k, 0, n - 1)
+    hi = np.clip(np.arange(n) + k, 0, n - 1)
+    with np.errstate(invalid="ignore"):
+        v = np.hypot(x[hi] - x[lo], y[hi] - y[lo]) / np.maximum((hi - lo) * step, step)
+    fast = ~(v <= params.drift_max_speed_mps)  # NaN (unseen) counts as fast: not drift
+    # candidate departures: seen samples whose next sample is already further than bridge radius
+    # from them within a few samples; examined in a window of w samples each
+    off = np.arange(1, w + 1)
+    out = np.zeros(n, dtype=bool)
+    lat, lon = grid.lat.copy(), grid.lon.copy()
+    r = params.bridge_radius_m
+    cand = np.flatnonzero(seen[:-2] & ~fast[:-2])
+    for chunk in np.array_split(cand, max(1, cand.size // 2048 + 1)):
+        if chunk.size == 0:
+            continue
+        j = np.minimum(chunk[:, None] + off[None, :], n - 1)
+        valid = chunk[:, None] + off[None, :] < n
+        with np.errstate(invalid="ignore"):
+            d = np.hypot(x[j] - x[chunk, None], y[j] - y[chunk, None])
+        away = valid & (d > r)
+        left = away.any(axis=1)
+        k_out = np.argmax(away, axis=1)
+        back = valid & (d <= r) & (off[None, :] > k_out[:, None] + 1)
+        k_back = np.where(back.any(axis=1), np.argmax(back, axis=1), -1)
+        for c, ok, ko, kb in zip(chunk.tolist(), left.tolist(), k_out.tolist(), k_back.tolist(), strict=True):
+            if not ok or kb < 0 or out[c]:  # departures inside a marked excursion are part of it
+                continue
+            e = c + int(off[kb])
+            s0 = c + int(ko)  # the last sample before the position first leaves
+            seg = slice(s0 + 1, e)
+            if (not seen[c + 1:e].all() or fast[c + 1:e].any()
+                    or np.nanmax(np.hypot(x[seg] - x[c], y[seg] - y[c])) > params.drift_max_m):
+                continue
+            f = (grid.t[seg] - grid.t[s0]) / (grid.t[e] - grid.t[s0])
+            lat[seg] = grid.lat[s0] + f * (grid.lat[e] - grid.lat[s0])
+            lon[seg] = grid.lon[s0] + f * (grid.lon[e] - grid.lon[s0])
+            out[seg] = True
+    if not out.any():
+        return grid
+    return Grid(grid.t, lat, lon, grid.known, grid.bridged, out)
 
 
 _BRIDGE_SIDE = 3  # fixes each side of an outage whose median is where it began / ended
@@ -180,6 +240,7 @@ class Dwell:
     unobserved_s: float
     bridged_s: float = 0.0
     bridge_decided: bool = False  # without the bridging rule the gap would be judged otherwise
+    drift_s: float = 0.0  # the part of ``certain_s`` in drift episodes (mark_drift)
 
 
 def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
@@ -278,8 +339,10 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
     k = min(int(first_break[i]), n)
     end = float(g.t[k - 1]) + step if k > i else start
     bridged_s = float((seen & ~g.known)[i:k].sum()) * step
+    drift_s = float(g.drift[i:k].sum()) * step
     return Dwell(float(certain[i]), best_possible, start, end,
-                 float(g.lat[i]) if seen[i] else None, float(g.lon[i]) if seen[i] else None, unobserved, bridged_s)
+                 float(g.lat[i]) if seen[i] else None, float(g.lon[i]) if seen[i] else None, unobserved, bridged_s,
+                 drift_s=drift_s)
 
 
 def _bridged_inside(bridged: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:

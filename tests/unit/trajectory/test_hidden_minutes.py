@@ -115,3 +115,36 @@ def test_an_outage_too_long_or_whose_ends_are_apart_is_not_bridged(out_s, end_of
     ph, gap = gap_phase(_stay_with_outage(out_s, end_off_m), 2000)
     assert ph is Phase.INSUFFICIENT_DATA  # never idle on time nobody saw
     assert gap.dwell.certain_s < PARAMS.dwell_min_s <= gap.dwell.possible_s
+
+
+# ---------------------------------------------------------------- drift told apart from movement
+
+def _stay_with_excursion(peak_m: float, dur_s: float):
+    """As above, 12 min at P, but in the middle the fix goes ``peak_m`` off and back (a half
+    sine) over ``dur_s``: slowly, it is drift; quickly, it is a ride."""
+    import math
+    p = (1500.0, 1500.0)
+    mid0 = 1500 - dur_s / 2
+    pts = ride(900, 1080, C1, p) + stay(1080, mid0, p, every=10, jitter=2, seed=7)
+    for t in range(int(mid0), int(mid0 + dur_s), 5):
+        w = math.sin(math.pi * (t - mid0) / dur_s) * peak_m
+        pts.append((float(t), (p[0] + w, p[1])))
+    pts += stay(mid0 + dur_s, 1800, p, every=10, jitter=2, seed=8) + ride(1800, 2460, p, (1500, 2500))
+    return _day(pts)
+
+
+def test_a_slow_excursion_off_and_back_is_drift_and_said_to_have_decided():
+    d = _stay_with_excursion(90, 240)  # at most 1.2 m/s
+    ph, gap = gap_phase(d, 2000)
+    assert ph is Phase.IDLE
+    assert gap.dwell.drift_s >= 180
+    res = assess(analyse(d, PARAMS), Incident("I", "R1", T0 + 2000, "x"), PARAMS, iso_local)
+    assert any("GPS drift" in s for s in res["explanation_en"])
+
+
+def test_a_quick_excursion_is_a_ride_not_drift():
+    d = _stay_with_excursion(120, 50)  # out 120 m and back within 50 s: over 7 m/s
+    ph, gap = gap_phase(d, 2000)
+    assert ph is not Phase.IDLE
+    assert gap.dwell.drift_s == 0
+    assert gap.dwell.certain_s < PARAMS.dwell_min_s
