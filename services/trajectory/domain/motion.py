@@ -104,38 +104,17 @@ def mark_drift(grid: Grid, params: Params) -> Grid:
     with np.errstate(invalid="ignore"):
         v = np.hypot(x[hi] - x[lo], y[hi] - y[lo]) / np.maximum((hi - lo) * step, step)
     fast = ~(v <= params.drift_max_speed_mps)  # NaN (unseen) counts as fast: not drift
-    # candidate departures: seen samples whose next sample is already further than bridge radius
-    # from them within a few samples; examined in a window of w samples each
-    off = np.arange(1, w + 1)
+    # an excursion lies inside one run of slow, seen samples: only runs whose extent exceeds the
+    # return radius can hold one (a rider standing still, or riding, has none)
     out = np.zeros(n, dtype=bool)
     lat, lon = grid.lat.copy(), grid.lon.copy()
     r = params.bridge_radius_m
-    cand = np.flatnonzero(seen[:-2] & ~fast[:-2])
-    for chunk in np.array_split(cand, max(1, cand.size // 2048 + 1)):
-        if chunk.size == 0:
+    slow = seen & ~fast
+    edges = np.diff(np.concatenate([[0], slow.astype(np.int8), [0]]))
+    for a, b in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
+        if b - a < 3 or np.hypot(np.ptp(x[a:b]), np.ptp(y[a:b])) <= r:  # no two samples further apart than r
             continue
-        j = np.minimum(chunk[:, None] + off[None, :], n - 1)
-        valid = chunk[:, None] + off[None, :] < n
-        with np.errstate(invalid="ignore"):
-            d = np.hypot(x[j] - x[chunk, None], y[j] - y[chunk, None])
-        away = valid & (d > r)
-        left = away.any(axis=1)
-        k_out = np.argmax(away, axis=1)
-        back = valid & (d <= r) & (off[None, :] > k_out[:, None] + 1)
-        k_back = np.where(back.any(axis=1), np.argmax(back, axis=1), -1)
-        for c, ok, ko, kb in zip(chunk.tolist(), left.tolist(), k_out.tolist(), k_back.tolist(), strict=True):
-            if not ok or kb < 0 or out[c]:  # departures inside a marked excursion are part of it
-                continue
-            e = c + int(off[kb])
-            s0 = c + int(ko)  # the last sample before the position first leaves
-            seg = slice(s0 + 1, e)
-            if (not seen[c + 1:e].all() or fast[c + 1:e].any()
-                    or np.nanmax(np.hypot(x[seg] - x[c], y[seg] - y[c])) > params.drift_max_m):
-                continue
-            f = (grid.t[seg] - grid.t[s0]) / (grid.t[e] - grid.t[s0])
-            lat[seg] = grid.lat[s0] + f * (grid.lat[e] - grid.lat[s0])
-            lon[seg] = grid.lon[s0] + f * (grid.lon[e] - grid.lon[s0])
-            out[seg] = True
+        _excursions(a, b, w, x, y, grid, params, out, lat, lon)
     if not out.any():
         return grid
     return Grid(grid.t, lat, lon, grid.known, grid.bridged, out)
@@ -161,6 +140,35 @@ def _bridged(track: Track, t: F64, params: Params) -> npt.NDArray[np.bool_]:
         if d <= params.bridge_radius_m:
             out |= (t > track.t[k]) & (t < track.t[k + 1])
     return out
+
+
+def _excursions(a: int, b: int, w: int, x: F64, y: F64, grid: Grid, params: Params,
+                out: npt.NDArray[np.bool_], lat: F64, lon: F64) -> None:
+    """Mark the drift excursions inside the run of slow seen samples [a, b) (see mark_drift)."""
+    r = params.bridge_radius_m
+    cand = np.arange(a, b - 2, 2)  # every other sample: any sample of the place before leaving will do
+    off = np.arange(1, w + 1)
+    j = np.minimum(cand[:, None] + off[None, :], b - 1)
+    valid = cand[:, None] + off[None, :] < b
+    d = np.hypot(x[j] - x[cand, None], y[j] - y[cand, None])
+    away = valid & (d > r)
+    left = away.any(axis=1)
+    k_out = np.argmax(away, axis=1)
+    back = valid & (d <= r) & (off[None, :] > k_out[:, None] + 1)
+    k_back = np.where(back.any(axis=1), np.argmax(back, axis=1), -1)
+    sel = left & (k_back >= 0)
+    for c, ko, kb in zip(cand[sel].tolist(), k_out[sel].tolist(), k_back[sel].tolist(), strict=True):
+        if out[c]:  # departures inside a marked excursion are part of it
+            continue
+        e = c + int(off[kb])
+        s0 = c + int(ko)  # the last sample before the position first leaves
+        seg = slice(s0 + 1, e)
+        if float(np.max(np.hypot(x[seg] - x[c], y[seg] - y[c]))) > params.drift_max_m:
+            continue
+        f = (grid.t[seg] - grid.t[s0]) / (grid.t[e] - grid.t[s0])
+        lat[seg] = grid.lat[s0] + f * (grid.lat[e] - grid.lat[s0])
+        lon[seg] = grid.lon[s0] + f * (grid.lon[e] - grid.lon[s0])
+        out[seg] = True
 
 
 def _smooth(x: F64, known: npt.NDArray[np.bool_]) -> F64:
