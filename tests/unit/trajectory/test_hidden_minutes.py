@@ -148,3 +148,35 @@ def test_a_quick_excursion_is_a_ride_not_drift():
     assert ph is not Phase.IDLE
     assert gap.dwell.drift_s == 0
     assert gap.dwell.certain_s < PARAMS.dwell_min_s
+
+
+# ---------------------------------------------------------------- arrival at the merchant (part 3)
+
+def _wait_at_merchant(points_at_door, *, geocode=(0.0, 0.0)):
+    """Order A accepted 10:00 at 1.2 km; the rider reaches the door (0, 0) at 10:04, picks up at
+    10:12 (no arrived_merchant), rides to the customer; ``points_at_door``: what GPS saw of the wait."""
+    a = order("A", 0, picked=720, ended=1300, merchant=geocode, customer=C1)
+    pts = ride(0, 240, (-1200, 0), (0, 0)) + points_at_door + ride(730, 1300, (0, 0), C1)
+    return day([a], online(-100), pts)
+
+
+def test_arrival_from_the_last_fix_before_an_indoor_outage_at_the_merchant():
+    # seen at the door 10:04-10:05, then nothing until he has ridden 80 m off after pickup; the
+    # pin is 90 m off the door, so the geocode alone never places him at the merchant
+    d = _wait_at_merchant(stay(240, 300, (0, 0), every=10) + [(745, (80, 0))], geocode=(0, -90))
+    tl = analyse(d, PARAMS).timeline
+    assert tl.arrivals["A"].how == "gps"
+    assert abs(tl.arrivals["A"].t - (T0 + 240)) < 30
+    assert tl.at(T0 + 500).phase is Phase.AT_MERCHANT
+    assert tl.at(T0 + 120).phase is Phase.TO_PICKUP
+
+
+def test_arrival_at_a_door_70_m_from_the_pin_despite_a_drift_before_pickup():
+    # the pin is 70 m off; in the last 2 min of the wait the fix drifts 80 m away
+    import math
+    drift = [(float(t), (80 * math.sin(math.pi * (t - 600) / 240), 0.0)) for t in range(600, 720, 5)]
+    d = _wait_at_merchant(stay(240, 600, (0, 0), every=10) + drift, geocode=(0, 70))
+    tl = analyse(d, PARAMS).timeline
+    assert tl.arrivals["A"].how == "gps"
+    assert abs(tl.arrivals["A"].t - (T0 + 240)) < 30
+    assert tl.at(T0 + 400).phase is Phase.AT_MERCHANT
