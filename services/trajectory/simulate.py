@@ -1196,6 +1196,13 @@ def _stays(tk: FloatArr, xk: FloatArr, yk: FloatArr, min_s: float) -> list[Span]
     return [(float(tk[a]), float(tk[b])) for a, b in zip(starts, ends, strict=True) if tk[b] - tk[a] >= min_s]
 
 
+def _within(t: FloatArr, spans: Sequence[Span]) -> npt.NDArray[np.bool_]:
+    out = np.zeros(t.shape, dtype=bool)
+    for a, b in spans:
+        out |= (t >= a) & (t < b)
+    return out
+
+
 def _indoor_outages(rng: np.random.Generator, dirt: Dirt, tk: FloatArr, xk: FloatArr, yk: FloatArr) -> list[Span]:
     """GPS lost indoors: in a share of the stays (at merchants, customers, waiting spots, meals),
     1-3 outages of a few minutes, each inside its own part of the stay."""
@@ -1231,8 +1238,9 @@ def _drift(rng: np.random.Generator, dirt: Dirt, gps: GpsColumns, span: Span, cr
         peak, ang = rng.uniform(lo_m, hi_m), rng.uniform(0.0, 2 * math.pi)
         f = np.clip((gps.true_t - start) / dur, 0.0, 1.0)
         w = np.sin(math.pi * f) * peak
-        dx += w * math.cos(ang)
-        dy += w * math.sin(ang)
+        stronger = w > np.hypot(dx, dy)  # overlapping episodes: the stronger one holds
+        dx = np.where(stronger, w * math.cos(ang), dx)
+        dy = np.where(stronger, w * math.sin(ang), dy)
     hit = (np.hypot(dx, dy) > 0) & (gps.kind == 0)
     if not hit.any():
         return gps
@@ -1360,17 +1368,20 @@ def simulate_rider(
     # the street's extra dirt draws from a generator of its own, so that the rest of the day is
     # the very day generated without it
     street = rng.spawn(1)[0] if dirt.indoor_outage_rate > 0 or dirt.drift_per_hour > 0 else None
-    if street is not None:
-        phone_off += _indoor_outages(street, dirt, tk, xk, yk)
+    indoor = _indoor_outages(street, dirt, tk, xk, yk) if street is not None and dirt.indoor_outage_rate > 0 else []
     base = RiderTruth(
         rider_id=rider_id, index=index, skew_s=skew_ms / 1000.0, gps_crs=crs_name,
         platforms=plan.platforms, knots_t=tk, knots_x=xk, knots_y=yk, orders=(),
         presence=tuple(presence), online=(), gaps=(), timeline=(), changes=(),
         window=(min(online_times) - 4500.0, max(online_times) + 4500.0),
-        gps_span=plan.gps_span, phone_off=tuple(_merge_spans(phone_off)),
+        gps_span=plan.gps_span, phone_off=tuple(_merge_spans(phone_off + indoor)),
     )
     truth = _rider_truth(base, orders_raw)
-    gps = _sample_gps(rng, opts, truth, skew_ms, crs_code)
+    if indoor:  # sampled as without them (the same draws), then the indoor outages cut out
+        gps = _sample_gps(rng, opts, replace(truth, phone_off=tuple(_merge_spans(phone_off))), skew_ms, crs_code)
+        gps = gps.take(np.flatnonzero(~_within(gps.true_t, _merge_spans(indoor))))
+    else:
+        gps = _sample_gps(rng, opts, truth, skew_ms, crs_code)
     if street is not None and dirt.drift_per_hour > 0:
         gps = _drift(street, dirt, gps, truth.gps_span, crs_code)
     incidents, lines, facts = _incidents(rng, opts, truth)
