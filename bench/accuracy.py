@@ -136,7 +136,8 @@ def show(f: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", default="dirty,indoor,harder")
-    ap.add_argument("--seeds", default="101,102,103,104", help="comma-separated simulator seeds")
+    ap.add_argument("--seeds", default="101,102,103,104,201,202,203,204,205,206",
+                    help="comma-separated simulator seeds (a day each)")
     ap.add_argument("--riders", type=int, default=20, help="riders per simulated day")
     ap.add_argument("--no-scenarios", action="store_true", help="skip the public scenarios")
     ap.add_argument("--regenerate", action="store_true", help="simulate the days again even if written")
