@@ -69,7 +69,13 @@ def assess_all(feeds: Feeds, params: Params, tz: str, workers: int) -> list[byte
     try:
         chunks = [list(range(k, len(groups), workers)) for k in range(workers)]
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            for done in pool.map(_run_chunk, chunks):
+            futures = [pool.submit(_run_chunk, c) for c in chunks]
+            for chunk, fut in zip(chunks, futures, strict=True):
+                try:
+                    done = fut.result()
+                except Exception:  # a worker died (killed, out of memory): its riders again, here
+                    logger.exception("assessment worker failed; assessing its %d riders in the main process", len(chunk))
+                    done = _run_chunk(chunk)
                 for i, line in done:
                     out[i] = line
     finally:
@@ -109,6 +115,8 @@ def _assess_group(feeds: Feeds, params: Params, tz: str, indices: list[int]) -> 
         else:
             try:
                 res = assess(analysis, inc, params, fmt)
+                done.append((i, orjson.dumps(res, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"))
+                continue
             except Exception as e:
                 logger.exception("incident %s: assessment failed", inc.incident_id)
                 res = _failed(inc, f"{type(e).__name__}: {e}"[:500])

@@ -191,3 +191,39 @@ def test_the_command_exits_non_zero_only_when_an_incident_could_not_be_assessed(
     assert out[0]["error"] == "ValueError: bad" and out[0]["continuous_delivery"] is None
     assert out[1] == ok[1]
     assert "I0-0" in cap.err and "could not be assessed" in cap.err
+
+
+def test_forked_workers_keep_every_other_rider_answer(tmp_path, monkeypatch):
+    """The batch's worker processes (fork): nine riders, one whose analysis raises."""
+    riders = [([(0, 0, 0), (60, 100, 0), (120, 100, 0)], 3, True, [100.0, 1000.0]) for _ in range(9)]
+    write_dir(tmp_path, riders)
+    feeds = load_dir(tmp_path, "Asia/Shanghai")
+    alone = [orjson.loads(x) for x in cli.assess_all(feeds, Params(), "Asia/Shanghai", 1)]
+    real = cli.analyse
+    monkeypatch.setattr(cli, "analyse", lambda d, p: (_ for _ in ()).throw(MemoryError("x")) if d.rider_id == "R4"
+                        else real(d, p))
+    out = [orjson.loads(x) for x in cli.assess_all(feeds, Params(), "Asia/Shanghai", 2)]
+    assert [r["incident_id"] for r in out] == [r["incident_id"] for r in alone]
+    for got, want in zip(out, alone, strict=True):
+        if got["rider_id"] == "R4":
+            assert got["error"] == "MemoryError: x" and got["continuous_delivery"] is None
+        else:
+            assert got == want
+
+
+def test_a_worker_process_that_dies_costs_no_answer(tmp_path, monkeypatch):
+    import os
+    riders = [([(0, 0, 0), (60, 100, 0), (120, 100, 0)], 3, True, [100.0]) for _ in range(9)]
+    write_dir(tmp_path, riders)
+    feeds = load_dir(tmp_path, "Asia/Shanghai")
+    alone = [orjson.loads(x) for x in cli.assess_all(feeds, Params(), "Asia/Shanghai", 1)]
+    real, parent = cli.analyse, os.getpid()
+
+    def dies_in_a_worker(d, p):
+        if d.rider_id == "R4" and os.getpid() != parent:
+            os._exit(3)  # killed, as by the out-of-memory killer
+        return real(d, p)
+
+    monkeypatch.setattr(cli, "analyse", dies_in_a_worker)
+    out = [orjson.loads(x) for x in cli.assess_all(feeds, Params(), "Asia/Shanghai", 2)]
+    assert out == alone
