@@ -87,9 +87,10 @@ def mark_drift(grid: Grid, params: Params) -> Grid:
     back for minutes (multipath between buildings); a rider who rides off comes back, if ever,
     at riding speed. An excursion is drift when the position leaves the place it was at (further
     than ``bridge_radius_m``), stays within ``drift_max_m`` of it, comes back within
-    ``bridge_radius_m`` of it within ``drift_max_s``, is seen throughout, and never moves faster
-    than ``drift_max_speed_mps`` over 30 s. Its samples are marked ``drift`` and placed on the
-    straight line between where it left and where it came back."""
+    ``bridge_radius_m`` of it within ``drift_max_s``, and where seen never moves faster than
+    ``drift_max_speed_mps`` over 30 s. Its seen samples are marked ``drift`` and placed on the
+    straight line between where it left and where it came back; an outage inside it stays unseen
+    (part of a drift may hide in an indoor outage)."""
     n = len(grid)
     if n < 3 or params.drift_max_s <= 0:
         return grid
@@ -103,18 +104,19 @@ def mark_drift(grid: Grid, params: Params) -> Grid:
     hi = np.clip(np.arange(n) + k, 0, n - 1)
     with np.errstate(invalid="ignore"):
         v = np.hypot(x[hi] - x[lo], y[hi] - y[lo]) / np.maximum((hi - lo) * step, step)
-    fast = ~(v <= params.drift_max_speed_mps)  # NaN (unseen) counts as fast: not drift
-    # an excursion lies inside one run of slow, seen samples: only runs whose extent exceeds the
-    # return radius can hold one (a rider standing still, or riding, has none)
+    with np.errstate(invalid="ignore"):
+        fast = seen & (v > params.drift_max_speed_mps)  # unknown speed (next to an outage) is not fast
+    # an excursion lies inside one run free of fast seen samples: only runs whose seen extent
+    # exceeds the return radius can hold one (a rider standing still, or riding, has none)
     out = np.zeros(n, dtype=bool)
     lat, lon = grid.lat.copy(), grid.lon.copy()
     r = params.bridge_radius_m
-    slow = seen & ~fast
-    edges = np.diff(np.concatenate([[0], slow.astype(np.int8), [0]]))
+    edges = np.diff(np.concatenate([[0], (~fast).astype(np.int8), [0]]))
     for a, b in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
-        if b - a < 3 or np.hypot(np.ptp(x[a:b]), np.ptp(y[a:b])) <= r:  # no two samples further apart than r
+        sx, sy = x[a:b][seen[a:b]], y[a:b][seen[a:b]]
+        if sx.size < 3 or np.hypot(np.ptp(sx), np.ptp(sy)) <= r:  # no two samples further apart than r
             continue
-        _excursions(a, b, w, x, y, grid, params, out, lat, lon)
+        _excursions(a, b, w, x, y, seen, grid, params, out, lat, lon)
     if not out.any():
         return grid
     return Grid(grid.t, lat, lon, grid.known, grid.bridged, out)
@@ -142,33 +144,39 @@ def _bridged(track: Track, t: F64, params: Params) -> npt.NDArray[np.bool_]:
     return out
 
 
-def _excursions(a: int, b: int, w: int, x: F64, y: F64, grid: Grid, params: Params,
-                out: npt.NDArray[np.bool_], lat: F64, lon: F64) -> None:
-    """Mark the drift excursions inside the run of slow seen samples [a, b) (see mark_drift)."""
+def _excursions(a: int, b: int, w: int, x: F64, y: F64, seen: npt.NDArray[np.bool_], grid: Grid,
+                params: Params, out: npt.NDArray[np.bool_], lat: F64, lon: F64) -> None:
+    """Mark the drift excursions inside the run [a, b) free of fast seen samples (see mark_drift)."""
     r = params.bridge_radius_m
     cand = np.arange(a, b - 2, 2)  # every other sample: any sample of the place before leaving will do
+    cand = cand[seen[cand]]
+    if cand.size == 0:
+        return
     off = np.arange(1, w + 1)
     j = np.minimum(cand[:, None] + off[None, :], b - 1)
     valid = cand[:, None] + off[None, :] < b
-    d = np.hypot(x[j] - x[cand, None], y[j] - y[cand, None])
-    away = valid & (d > r)
+    with np.errstate(invalid="ignore"):  # NaN (unseen) is neither away nor back
+        d = np.hypot(x[j] - x[cand, None], y[j] - y[cand, None])
+        away = valid & (d > r)
     left = away.any(axis=1)
     k_out = np.argmax(away, axis=1)
-    back = valid & (d <= r) & (off[None, :] > k_out[:, None] + 1)
+    with np.errstate(invalid="ignore"):
+        back = valid & (d <= r) & (off[None, :] > k_out[:, None] + 1)
     k_back = np.where(back.any(axis=1), np.argmax(back, axis=1), -1)
     sel = left & (k_back >= 0)
     for c, ko, kb in zip(cand[sel].tolist(), k_out[sel].tolist(), k_back[sel].tolist(), strict=True):
         if out[c]:  # departures inside a marked excursion are part of it
             continue
         e = c + int(off[kb])
-        s0 = c + int(ko)  # the last sample before the position first leaves
+        s0 = c + int(np.flatnonzero(seen[c:c + int(ko) + 1])[-1])  # last seen before it first leaves
         seg = slice(s0 + 1, e)
-        if float(np.max(np.hypot(x[seg] - x[c], y[seg] - y[c]))) > params.drift_max_m:
+        mine = seen[seg]
+        if float(np.nanmax(np.hypot(x[seg] - x[c], y[seg] - y[c]))) > params.drift_max_m:
             continue
         f = (grid.t[seg] - grid.t[s0]) / (grid.t[e] - grid.t[s0])
-        lat[seg] = grid.lat[s0] + f * (grid.lat[e] - grid.lat[s0])
-        lon[seg] = grid.lon[s0] + f * (grid.lon[e] - grid.lon[s0])
-        out[seg] = True
+        lat[seg] = np.where(mine, grid.lat[s0] + f * (grid.lat[e] - grid.lat[s0]), lat[seg])
+        lon[seg] = np.where(mine, grid.lon[s0] + f * (grid.lon[e] - grid.lon[s0]), lon[seg])
+        out[seg] |= mine
 
 
 def _smooth(x: F64, known: npt.NDArray[np.bool_]) -> F64:
@@ -307,6 +315,17 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
         out: F64 = np.maximum(0.0, reach - params.dwell_radius_m) / params.plausible_speed_mps
         return out
 
+    # The upper bound does not let a lone fix rule a stay out: a seen stretch shorter than
+    # LONE_FIX_S between two unseen ones (a phone briefly getting a poor fix indoors) counts as
+    # unseen, and ends a run only when it lies further than drift_max_m from the anchor.
+    seen_c = seen  # what the lower bound stands on
+    weak = _lone_fixes(seen, step)
+    if weak.any():
+        with np.errstate(invalid="ignore"):
+            very_far = (dx * dx + dy * dy > np.float32(params.drift_max_m**2)) & upper
+        far = (far & ~weak[None, :]) | (very_far & weak[None, :])
+        first_far = np.where(far.any(axis=1), np.argmax(far, axis=1), n)
+        seen = seen & ~weak
     # forward: the run may continue across unseen stretches; one that ends in a far sample can only
     # have been spent here minus the time needed to ride to where the rider reappears
     last_seen = np.maximum.accumulate(np.where(seen, idx, -1))
@@ -342,15 +361,29 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
     # a stay hidden entirely inside an unseen stretch: its length minus the time needed to travel
     hidden = _hidden_stay_bound(g, step, params)
     i = int(np.argmax(certain))
-    best_possible = float(max(possible.max(initial=0.0), hidden))
+    best_possible = float(max(possible.max(initial=0.0), hidden, certain.max(initial=0.0)))
     start = float(g.t[i])
     k = min(int(first_break[i]), n)
     end = float(g.t[k - 1]) + step if k > i else start
-    bridged_s = float((seen & ~g.known)[i:k].sum()) * step
+    bridged_s = float((seen_c & ~g.known)[i:k].sum()) * step
     drift_s = float(g.drift[i:k].sum()) * step
     return Dwell(float(certain[i]), best_possible, start, end,
-                 float(g.lat[i]) if seen[i] else None, float(g.lon[i]) if seen[i] else None, unobserved, bridged_s,
+                 float(g.lat[i]) if seen_c[i] else None, float(g.lon[i]) if seen_c[i] else None, unobserved, bridged_s,
                  drift_s=drift_s)
+
+
+LONE_FIX_S = 30.0
+
+
+def _lone_fixes(seen: npt.NDArray[np.bool_], step: float) -> npt.NDArray[np.bool_]:
+    """Seen stretches shorter than LONE_FIX_S with unseen samples on both sides."""
+    n = seen.shape[0]
+    edges = np.diff(np.concatenate([[0], seen.astype(np.int8), [0]]))
+    out = np.zeros(n, dtype=bool)
+    for a, b in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
+        if a > 0 and b < n and (b - a) * step < LONE_FIX_S:
+            out[a:b] = True
+    return out
 
 
 def _bridged_inside(bridged: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:

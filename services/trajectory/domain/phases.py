@@ -18,6 +18,7 @@ from .motion import Dwell, Grid, longest_dwell
 
 INF = float("inf")
 DOOR_LOOKBACK_S = 600.0  # the door is where the rider spent most time in this long before pickup
+DOOR_LAST_SEEN_S = 60.0  # ... or, unseen then, where he was in the last minute he was seen
 DOOR_CLUSTER_M = 20.0  # positions this close count as one place when finding the door
 GEOCODE_SLACK_M = 30.0  # extra radius when only the platform's geocode of the merchant is known
 DOOR_MAX_OFF_M = 250.0  # a "door" this far from the geocode is not the merchant's
@@ -99,6 +100,11 @@ def infer_arrival(o: Order, grid: Grid, params: Params) -> Arrival:
     how = "gps"
     if o.picked_up is not None:
         door = _door(grid.slice(max(o.accepted, o.picked_up - DOOR_LOOKBACK_S), o.picked_up + 1e-6), o.merchant)
+        if door is None:
+            # not seen in the last minutes before pickup (a long indoor outage): where he was last
+            # seen before it, if that is near the merchant
+            last = float(g.t[np.flatnonzero(seen)[-1]])
+            door = _door(grid.slice(max(o.accepted, last - DOOR_LAST_SEEN_S), last + 1e-6), o.merchant)
     if door is None:
         if o.merchant is None:
             return Arrival(None, "none")

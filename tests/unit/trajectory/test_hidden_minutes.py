@@ -180,3 +180,22 @@ def test_arrival_at_a_door_70_m_from_the_pin_despite_a_drift_before_pickup():
     assert tl.arrivals["A"].how == "gps"
     assert abs(tl.arrivals["A"].t - (T0 + 240)) < 30
     assert tl.at(T0 + 400).phase is Phase.AT_MERCHANT
+
+
+def test_arrival_when_the_whole_wait_is_an_indoor_outage():
+    # at the door at 10:04 for a minute, then no GPS for 15 min (until after pickup at 10:20)
+    a = order("A", 0, picked=1200, ended=1800, merchant=(0, -90), customer=C1)
+    pts = ride(0, 240, (-1200, 0), (0, 0)) + stay(240, 300, (0, 0), every=10) + ride(1260, 1800, (200, 0), C1)
+    tl = analyse(day([a], online(-100), pts), PARAMS).timeline
+    assert tl.arrivals["A"].how == "gps" and abs(tl.arrivals["A"].t - (T0 + 240)) < 30
+    assert tl.at(T0 + 900).phase is Phase.AT_MERCHANT
+
+
+def test_a_lone_fix_between_two_outages_does_not_rule_a_stay_out():
+    # 13 min at P: seen 3 min, then no GPS but for one poor fix 60 m off, then seen 3 min
+    p = (1500.0, 1500.0)
+    pts = (ride(900, 1080, C1, p) + stay(1080, 1260, p, every=10, jitter=2, seed=7) + [(1500, (1560, 1500))]
+           + stay(1740, 1860, p, every=10, jitter=2, seed=8) + ride(1860, 2460, p, (1500, 2500)))
+    ph, gap = gap_phase(_day(pts), 2000)
+    assert ph is Phase.INSUFFICIENT_DATA  # not connecting: a 10-min stay is not ruled out
+    assert gap.dwell.possible_s >= PARAMS.dwell_min_s > gap.dwell.certain_s
