@@ -1,6 +1,6 @@
 """`make bench-accuracy`: how often the engine is right, on simulated days and on the public scenarios.
 
-For each preset (``dirty``, ``indoor``, ``harder``; see ``services.trajectory.simulate.preset``) and
+For each preset (``dirty``, ``indoor``, ``harder``, ``streets``; see ``services.trajectory.simulate.preset``) and
 each seed, a day is simulated and written to ``var/bench/accuracy/<preset>-<seed>/``, read back
 with the batch command's reader, and every incident assessed; the public scenarios
 (``tests/data/scenarios``) are scored the same way. Printed per set:
@@ -135,7 +135,7 @@ def show(f: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", default="dirty,indoor,harder")
+    ap.add_argument("--presets", default="dirty,indoor,harder,streets")
     ap.add_argument("--seeds", default="101,102,103,104,201,202,203,204,205,206",
                     help="comma-separated simulator seeds (a day each)")
     ap.add_argument("--riders", type=int, default=20, help="riders per simulated day")

@@ -157,19 +157,21 @@ class SimOptions:
     interleave_riders: bool = False  # GPS lines of all riders sorted by time, not grouped
 
 
-PRESETS: tuple[str, ...] = ("clean", "dirty", "bench", "indoor", "harder")
+PRESETS: tuple[str, ...] = ("clean", "dirty", "bench", "indoor", "harder", "streets")
 
 
 def preset(name: str) -> SimOptions:
     """Named option sets: ``clean``, ``dirty`` (the default day), ``bench`` (~1M pings),
     ``indoor`` (dirty, and 1-3 indoor outages of 2-6 min in 80 % of the stays of 4 min or more)
-    and ``harder`` (dirty, merchant pins 60-80 m off the door, GPS drift episodes of 40-120 m
-    lasting 2-6 min about once an hour, and no platform sends ``arrived_merchant``)."""
+    ``harder`` (dirty, merchant pins 60-80 m off the door, GPS drift episodes of 40-120 m
+    lasting 2-6 min about once an hour, and no platform sends ``arrived_merchant``) and
+    ``streets`` (harder and indoor together)."""
     if name == "indoor":
         return SimOptions(garbage=20, dirt=replace(Dirt(), indoor_outage_rate=0.8))
-    if name == "harder":
+    if name in ("harder", "streets"):
         return SimOptions(garbage=20, dirt=replace(Dirt(), geocode_error_m=(60.0, 80.0), drift_per_hour=1.0,
-                                                   arrived_merchant_rates=(0.0,)))
+                                                   arrived_merchant_rates=(0.0,),
+                                                   indoor_outage_rate=0.8 if name == "streets" else 0.0))
     if name == "clean":
         return SimOptions(interval_s=5.0, still_interval_s=None, ts_style="iso", dirt=Dirt.none())
     if name == "dirty":
