@@ -71,3 +71,24 @@ def test_hidden_minutes_through_the_running_system(store, tmp_path):
     ev = assess_request(store, req, Params(), TZ)
     assert isinstance(ev, AssessmentReady)
     assert ev.assessment["phase"] == "insufficient_data" and ev.assessment["continuous_delivery"] is None
+
+
+def test_a_two_fix_rider_beside_the_seed_case_through_the_batch_command(tmp_path):
+    """The issue's crash: one rider with two fixes 10 s apart made ``assess`` exit 1 with no answer
+    for any rider of the folder."""
+    seed = ROOT / "tests" / "data" / "scenarios" / "seed-case-between"
+    ms = lambda t: int(round((T0 + t) * 1000))  # noqa: E731
+    fixes = [orjson.dumps({"rider_id": "R-TINY", "ts": ms(t), **_ll((x, 0.0)), "accuracy_m": 5.0})
+             for t, x in ((0, 0.0), (10, 5.0))]
+    inc = orjson.dumps({"incident_id": "TINY", "rider_id": "R-TINY", "at": ms(5)})
+    for name in ("gps.jsonl", "platform.jsonl", "incidents.jsonl"):
+        extra = {"gps.jsonl": fixes, "platform.jsonl": [], "incidents.jsonl": [inc]}[name]
+        (tmp_path / name).write_bytes((seed / name).read_bytes().rstrip(b"\n") + b"\n" + b"".join(x + b"\n" for x in extra))
+    r = subprocess.run([sys.executable, "-m", "services.trajectory", "assess", str(tmp_path)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = {o["incident_id"]: o for o in map(orjson.loads, r.stdout.splitlines())}
+    assert out["LIMING-between"]["phase"] == "connecting"
+    # GPS only, never online on any platform: offline, by rule 3
+    assert out["TINY"]["phase"] == "offline" and out["TINY"]["continuous_delivery"] is False
+    assert "error" not in out["TINY"]
