@@ -6,13 +6,15 @@ the next order's acceptance. Mirror cases, each with a control where the rider i
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.trajectory.domain.assess import analyse, assess
 from services.trajectory.domain.model import Incident, Phase
-from services.trajectory.domain.motion import longest_dwell
+from services.trajectory.domain.motion import longest_dwell, resample
 from shared.timeutil import iso_local
 
-from .builders import PARAMS, T0, day, online, order, ride, stay
+from .builders import PARAMS, T0, day, online, order, ride, stay, track
 
 pytestmark = pytest.mark.unit
 
@@ -199,3 +201,22 @@ def test_a_lone_fix_between_two_outages_does_not_rule_a_stay_out():
     ph, gap = gap_phase(_day(pts), 2000)
     assert ph is Phase.INSUFFICIENT_DATA  # not connecting: a 10-min stay is not ruled out
     assert gap.dwell.possible_s >= PARAMS.dwell_min_s > gap.dwell.certain_s
+
+
+# ---------------------------------------------------------------- the bounds, on any track
+
+legs = st.lists(st.tuples(st.floats(5.0, 420.0), st.floats(-80.0, 80.0), st.floats(-80.0, 80.0)),
+                min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(legs, st.floats(0.0, 3000.0), st.floats(60.0, 1800.0))
+def test_what_was_seen_never_exceeds_what_was_possible(steps, start, length):
+    t, x, y, pts = 0.0, 0.0, 0.0, []
+    for dt, dx, dy in steps:
+        t, x, y = t + dt, x + dx, y + dy
+        pts.append((t, (x, y)))
+    g = resample(track(pts), PARAMS)
+    d = longest_dwell(g, T0 + start, T0 + start + length, PARAMS)
+    assert 0.0 <= d.certain_s <= d.possible_s <= length + 10.0
+    assert 0.0 <= d.bridged_s + d.drift_s <= 2 * d.certain_s + 1e-9
