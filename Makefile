@@ -81,3 +81,9 @@ evidence-loop: $(STAMP)
 	  rc=$$?; if [ $$rc = 1 ]; then bad=$$((bad+1)); elif [ $$rc != 0 ]; then err=$$((err+1)); fi; \
 	  echo "run $$i of $$n: exit $$rc; $$bad differed, $$err did not run, so far"; done; \
 	echo "evidence-loop: $$bad of $$n runs differed from assess ($$err did not run; logs in var/evidence-loop-*.log)"
+
+## bench-accuracy: phase and continuous_delivery accuracy and abstentions on simulated days (dirty,
+## indoor outages, harder streets) and on the public scenarios (bench/accuracy.py; days in var/bench/accuracy/)
+.PHONY: bench-accuracy
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m bench.accuracy

@@ -14,7 +14,7 @@ import orjson
 
 from services.trajectory.adapters.feeds import Feeds, load_dir, prefetch_gps
 from services.trajectory.domain.assess import analyse, assess
-from services.trajectory.domain.model import Params, Phase
+from services.trajectory.domain.model import Incident, Params, Phase
 from shared.timeutil import iso_local
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,12 @@ def cmd_assess(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     out.write(b"".join(lines))
     out.flush()
-    return 0
+    failed = [orjson.loads(line) for line in lines if b'"error"' in line]
+    failed = [r for r in failed if "error" in r]
+    for r in failed:
+        print(f"assess: incident {r['incident_id']} (rider {r['rider_id']}) could not be assessed: {r['error']}",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 # Riders are independent: with several cores, each worker process (forked, so it shares the
@@ -64,7 +69,13 @@ def assess_all(feeds: Feeds, params: Params, tz: str, workers: int) -> list[byte
     try:
         chunks = [list(range(k, len(groups), workers)) for k in range(workers)]
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            for done in pool.map(_run_chunk, chunks):
+            futures = [pool.submit(_run_chunk, c) for c in chunks]
+            for chunk, fut in zip(chunks, futures, strict=True):
+                try:
+                    done = fut.result()
+                except Exception:  # a worker died (killed, out of memory): its riders again, here
+                    logger.exception("assessment worker failed; assessing its %d riders in the main process", len(chunk))
+                    done = _run_chunk(chunk)
                 for i, line in done:
                     out[i] = line
     finally:
@@ -84,20 +95,47 @@ def _assess_group(feeds: Feeds, params: Params, tz: str, indices: list[int]) -> 
 
     rider = feeds.incidents[indices[0]].rider_id
     day = feeds.days.get(rider)
-    analysis = analyse(day, params) if day is not None else None
+    analysis = None
+    fault: str | None = None
+    if day is not None:
+        try:
+            analysis = analyse(day, params)
+        except Exception as e:  # one rider's fault never costs another rider's answer
+            logger.exception("rider %s: analysis failed", rider)
+            fault = f"{type(e).__name__}: {e}"[:500]
     done = []
     for i in indices:
         inc = feeds.incidents[i]
-        if analysis is None:
-            res: dict[str, object] = {
-                "incident_id": inc.incident_id, "rider_id": inc.rider_id, "at": inc.at_text,
-                "phase": Phase.INSUFFICIENT_DATA.value, "continuous_delivery": None, "confidence": 0.0,
-                "explanation": ["没有该骑手的任何记录，无法判断。"],
-                "explanation_en": ["There are no records of this rider: no finding is possible."]}
+        res: dict[str, object]
+        if analysis is None and fault is None:
+            res = _abstention(inc, "没有该骑手的任何记录，无法判断。",
+                              "There are no records of this rider: no finding is possible.")
+        elif analysis is None:
+            res = _failed(inc, fault or "")
         else:
-            res = assess(analysis, inc, params, fmt)
+            try:
+                res = assess(analysis, inc, params, fmt)
+                done.append((i, orjson.dumps(res, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"))
+                continue
+            except Exception as e:
+                logger.exception("incident %s: assessment failed", inc.incident_id)
+                res = _failed(inc, f"{type(e).__name__}: {e}"[:500])
         done.append((i, orjson.dumps(res, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"))
     return done
+
+
+def _abstention(inc: Incident, zh: str, en: str) -> dict[str, object]:
+    return {"incident_id": inc.incident_id, "rider_id": inc.rider_id, "at": inc.at_text,
+            "phase": Phase.INSUFFICIENT_DATA.value, "continuous_delivery": None, "confidence": 0.0,
+            "explanation": [zh], "explanation_en": [en]}
+
+
+def _failed(inc: Incident, error: str) -> dict[str, object]:
+    """The line of an incident the engine could not assess: an abstention carrying the error."""
+    res = _abstention(inc, "评估出错，无法判断（错误已记录）。",
+                      "The assessment failed on this rider's data: no finding (the error is recorded).")
+    res["error"] = error
+    return res
 
 
 def cmd_simulate(argv: list[str]) -> int:

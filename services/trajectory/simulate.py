@@ -111,6 +111,15 @@ class Dirt:
     speed_field_rate: float = 0.6
     heading_field_rate: float = 0.3
     incident_crs_rate: float = 0.1  # incident location given in gcj02
+    # indoor outages (issue 17): GPS lost for minutes inside malls, food courts, buildings
+    indoor_outage_rate: float = 0.0  # share of stays of indoor_min_stay_s or more that get some
+    indoor_outage_count: tuple[int, int] = (1, 3)  # outages per such stay
+    indoor_outage_minutes: tuple[float, float] = (2.0, 6.0)
+    indoor_min_stay_s: float = 240.0
+    # GPS drift (issue 15, "harder streets"): the fix wanders off the true position and back
+    drift_per_hour: float = 0.0  # mean number of drift episodes per hour of GPS
+    drift_m: tuple[float, float] = (40.0, 120.0)  # peak distance from the true position
+    drift_minutes: tuple[float, float] = (2.0, 6.0)
 
     @classmethod
     def none(cls) -> Dirt:
@@ -157,8 +166,21 @@ class SimOptions:
     time_off_minutes: tuple[float, float] = (4.0, 12.0)
 
 
+PRESETS: tuple[str, ...] = ("clean", "dirty", "bench", "indoor", "harder", "streets")
+
+
 def preset(name: str) -> SimOptions:
-    """Named option sets: ``clean``, ``dirty`` (the default day) and ``bench`` (~1M pings)."""
+    """Named option sets: ``clean``, ``dirty`` (the default day), ``bench`` (~1M pings),
+    ``indoor`` (dirty, and 1-3 indoor outages of 2-6 min in 80 % of the stays of 4 min or more)
+    ``harder`` (dirty, merchant pins 60-80 m off the door, GPS drift episodes of 40-120 m
+    lasting 2-6 min about once an hour, and no platform sends ``arrived_merchant``) and
+    ``streets`` (harder and indoor together)."""
+    if name == "indoor":
+        return SimOptions(garbage=20, dirt=replace(Dirt(), indoor_outage_rate=0.8))
+    if name in ("harder", "streets"):
+        return SimOptions(garbage=20, dirt=replace(Dirt(), geocode_error_m=(60.0, 80.0), drift_per_hour=1.0,
+                                                   arrived_merchant_rates=(0.0,),
+                                                   indoor_outage_rate=0.8 if name == "streets" else 0.0))
     if name == "clean":
         return SimOptions(interval_s=5.0, still_interval_s=None, ts_style="iso", dirt=Dirt.none())
     if name == "dirty":
@@ -171,7 +193,7 @@ def preset(name: str) -> SimOptions:
             riders=130, hours=10.7, interval_s=5.0, still_interval_s=None, ts_style="iso",
             dirt=dirt,
         )
-    raise ValueError(f"unknown preset {name!r}; expected clean, dirty or bench")
+    raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
 
 
 # --- Ground truth ---------------------------------------------------------------------
@@ -1231,6 +1253,70 @@ def _outages(rng: np.random.Generator, dirt: Dirt, span: Span) -> list[Span]:
     return out
 
 
+def _stays(tk: FloatArr, xk: FloatArr, yk: FloatArr, min_s: float) -> list[Span]:
+    """Spans of the true path standing still (consecutive knots at one place), at least min_s."""
+    still = (np.hypot(np.diff(xk), np.diff(yk)) < 0.01) & (np.diff(tk) > 0)
+    edges = np.diff(np.concatenate([[0], still.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [(float(tk[a]), float(tk[b])) for a, b in zip(starts, ends, strict=True) if tk[b] - tk[a] >= min_s]
+
+
+def _within(t: FloatArr, spans: Sequence[Span]) -> npt.NDArray[np.bool_]:
+    out = np.zeros(t.shape, dtype=bool)
+    for a, b in spans:
+        out |= (t >= a) & (t < b)
+    return out
+
+
+def _indoor_outages(rng: np.random.Generator, dirt: Dirt, tk: FloatArr, xk: FloatArr, yk: FloatArr) -> list[Span]:
+    """GPS lost indoors: in a share of the stays (at merchants, customers, waiting spots, meals),
+    1-3 outages of a few minutes, each inside its own part of the stay."""
+    out: list[Span] = []
+    lo_n, hi_n = dirt.indoor_outage_count
+    lo, hi = dirt.indoor_outage_minutes
+    for a, b in _stays(tk, xk, yk, dirt.indoor_min_stay_s):
+        if rng.random() >= dirt.indoor_outage_rate:
+            continue
+        k = int(rng.integers(lo_n, hi_n + 1))
+        part = (b - a) / k
+        for j in range(k):
+            dur = min(rng.uniform(lo, hi) * 60.0, 0.9 * part)
+            start = a + j * part + rng.uniform(0.0, part - dur)
+            out.append((start, start + dur))
+    return out
+
+
+def _drift(rng: np.random.Generator, dirt: Dirt, gps: GpsColumns, span: Span, crs_code: int) -> GpsColumns:
+    """Drift episodes: the measured position wanders up to 40-120 m off the true one and back
+    (a half sine), for a few minutes, whether the rider moves or stands still."""
+    hours = (span[1] - span[0]) / 3600.0
+    n = int(rng.poisson(dirt.drift_per_hour * hours))
+    if n == 0 or len(gps) == 0:
+        return gps
+    lo_m, hi_m = dirt.drift_m
+    lo, hi = dirt.drift_minutes
+    dx = np.zeros(len(gps))
+    dy = np.zeros(len(gps))
+    for _ in range(n):
+        start = rng.uniform(span[0], span[1])
+        dur = rng.uniform(lo, hi) * 60.0
+        peak, ang = rng.uniform(lo_m, hi_m), rng.uniform(0.0, 2 * math.pi)
+        f = np.clip((gps.true_t - start) / dur, 0.0, 1.0)
+        w = np.sin(math.pi * f) * peak
+        stronger = w > np.hypot(dx, dy)  # overlapping episodes: the stronger one holds
+        dx = np.where(stronger, w * math.cos(ang), dx)
+        dy = np.where(stronger, w * math.sin(ang), dy)
+    hit = (np.hypot(dx, dy) > 0) & (gps.kind == 0)
+    if not hit.any():
+        return gps
+    # measured = true + noise: add the drift to the measured position in the local frame
+    mlat, mlon = gps.meas_lat.copy(), gps.meas_lon.copy()
+    mlat[hit] += dy[hit] / _M_PER_DEG
+    mlon[hit] += dx[hit] / (_M_PER_DEG * _COS_ORIGIN)
+    lat, lon = from_wgs84(mlat, mlon, _GPS_CRS[crs_code])
+    return replace(gps, meas_lat=mlat, meas_lon=mlon, lat=_round6(lat), lon=_round6(lon))
+
+
 def _incident_ok(truth: RiderTruth, t: float, phase: str) -> bool:
     if not truth.window[0] <= t < truth.window[1]:
         return False
@@ -1445,15 +1531,25 @@ def simulate_rider(
     tk, xk, yk = plan.path.arrays()
     online_times = [t for t, _, _ in presence]
     phone_off = plan.phone_off + _outages(rng, dirt, plan.gps_span)
+    # the street's extra dirt draws from a generator of its own, so that the rest of the day is
+    # the very day generated without it
+    street = rng.spawn(1)[0] if dirt.indoor_outage_rate > 0 or dirt.drift_per_hour > 0 else None
+    indoor = _indoor_outages(street, dirt, tk, xk, yk) if street is not None and dirt.indoor_outage_rate > 0 else []
     base = RiderTruth(
         rider_id=rider_id, index=index, skew_s=skew_ms / 1000.0, gps_crs=crs_name,
         platforms=plan.platforms, knots_t=tk, knots_x=xk, knots_y=yk, orders=(),
         presence=tuple(presence), online=(), gaps=(), timeline=(), changes=(),
         window=(min(online_times) - 4500.0, max(online_times) + 4500.0),
-        gps_span=plan.gps_span, phone_off=tuple(_merge_spans(phone_off)), falls=tuple(plan.falls),
+        gps_span=plan.gps_span, phone_off=tuple(_merge_spans(phone_off + indoor)), falls=tuple(plan.falls),
     )
     truth = _rider_truth(base, orders_raw)
-    gps = _sample_gps(rng, opts, truth, skew_ms, crs_code)
+    if indoor:  # sampled as without them (the same draws), then the indoor outages cut out
+        gps = _sample_gps(rng, opts, replace(truth, phone_off=tuple(_merge_spans(phone_off))), skew_ms, crs_code)
+        gps = gps.take(np.flatnonzero(~_within(gps.true_t, _merge_spans(indoor))))
+    else:
+        gps = _sample_gps(rng, opts, truth, skew_ms, crs_code)
+    if street is not None and dirt.drift_per_hour > 0:
+        gps = _drift(street, dirt, gps, truth.gps_span, crs_code)
     incidents, lines, facts = _incidents(rng, opts, truth)
     return RiderDay(platform, gps, incidents, lines, truth, facts)
 
@@ -1613,7 +1709,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Simulate rider days: platform.jsonl, gps.jsonl, incidents.jsonl, truth.jsonl.",
     )
     ap.add_argument("out_dir", type=Path)
-    ap.add_argument("--preset", choices=("clean", "dirty", "bench"))
+    ap.add_argument("--preset", choices=PRESETS)
     ap.add_argument("--riders", type=int)
     ap.add_argument("--hours", type=float)
     ap.add_argument("--interval", type=float, help="mean GPS interval while moving, seconds")
@@ -1629,6 +1725,15 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--falls", type=float, help="share of gaps in which the rider falls (rule 6)")
     ap.add_argument("--time-off", type=float, help="share of incidents reported 4-12 min off at the right place")
     ap.add_argument("--manifest", action="store_true", help="also write manifest.json")
+    street = ap.add_argument_group("harder streets (issues 15 and 17)")
+    street.add_argument("--indoor-outages", type=float, metavar="RATE",
+                        help="share of stays of 4 min or more with 1-3 indoor GPS outages of 2-6 min")
+    street.add_argument("--pin-offset", type=float, metavar="M",
+                        help="merchant and customer pins this far (+-10 m) from the door")
+    street.add_argument("--drift-per-hour", type=float, metavar="N",
+                        help="GPS drift episodes of 40-120 m lasting 2-6 min, per hour")
+    street.add_argument("--no-arrival-events", action="store_true",
+                        help="no platform sends arrived_merchant")
     return ap
 
 
@@ -1646,7 +1751,21 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         "fall_rate": args.falls, "time_off_rate": args.time_off,
     }
     opts = replace(opts, **{k: v for k, v in overrides.items() if v is not None})
+    opts = _street_options(opts, args)
     return replace(opts, interleave_riders=True) if args.interleave else opts
+
+
+def _street_options(opts: SimOptions, args: argparse.Namespace) -> SimOptions:
+    dirt = opts.dirt
+    if getattr(args, "indoor_outages", None) is not None:
+        dirt = replace(dirt, indoor_outage_rate=args.indoor_outages)
+    if getattr(args, "pin_offset", None) is not None:
+        dirt = replace(dirt, geocode_error_m=(max(0.0, args.pin_offset - 10.0), args.pin_offset + 10.0))
+    if getattr(args, "drift_per_hour", None) is not None:
+        dirt = replace(dirt, drift_per_hour=args.drift_per_hour)
+    if getattr(args, "no_arrival_events", False):
+        dirt = replace(dirt, arrived_merchant_rates=(0.0,))
+    return replace(opts, dirt=dirt)
 
 
 def main(argv: list[str] | None = None) -> int:

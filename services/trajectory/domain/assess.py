@@ -36,7 +36,7 @@ def analyse(day: RiderDay, params: Params) -> DayAnalysis:
     phone_grid = resample(track, params)
     skew = estimate_skew(stops(phone_grid, params), day.orders, params)
     track = track.shifted(-skew.skew_s)
-    grid = Grid(phone_grid.t - skew.skew_s, phone_grid.lat, phone_grid.lon, phone_grid.known)
+    grid = phone_grid.shifted(-skew.skew_s)
     timeline = build_timeline(day.orders, day.presence, grid, params)
     return DayAnalysis(day.rider_id, timeline, grid, report, skew, track.t, track.lat, track.lon)
 
@@ -345,6 +345,15 @@ def _explain(seg: Segment, tl: Timeline, orders: dict[str, Order], inc: Incident
                 args.update(certain=round(dwell.certain_s / 60.0, 1), possible=round(dwell.possible_s / 60.0, 1),
                             dwell_at=dwell.start)
             out.append(("gap_" + gap.why, args))
+            if (dwell is not None and gap.phase is Phase.IDLE and dwell.drift_s > 0
+                    and dwell.certain_s - dwell.drift_s < params.dwell_min_s):
+                out.append(("drift", {"drift": round(dwell.drift_s / 60.0, 1), "max": round(params.drift_max_s / 60.0, 1),
+                                      "far": round(params.drift_max_m), "v": params.drift_max_speed_mps,
+                                      "r": round(params.bridge_radius_m)}))
+            if dwell is not None and dwell.bridge_decided:
+                out.append(("bridged", {"bridged": round(dwell.bridged_s / 60.0, 1),
+                                        "max": round(params.bridge_max_s / 60.0, 1),
+                                        "r": round(params.bridge_radius_m)}))
     return out
 
 
@@ -382,6 +391,8 @@ _ZH: dict[str, str] = {
     "gap_went_offline": "事发时骑手在两单之间，但其间曾下线，视为空闲。",
     "gap_before_first": "事发时骑手在线但当天尚未接单，视为空闲。",
     "gap_after_last": "事发时骑手已完成当天最后一单，此后未再接单，视为空闲。",
+    "bridged": "其中约 {bridged} 分钟没有定位，但中断不超过 {max} 分钟且中断前后的位置相距不到 {r} 米（如在室内），按规则视为一直在原地；这一规则影响了结论。",
+    "drift": "其中约 {drift} 分钟定位偏离原地后又回到原处（{max} 分钟内回到 {r} 米内，偏离不超过 {far} 米，速度始终低于每秒 {v} 米，不是骑行），按规则视为定位漂移、骑手仍在原地；这一规则影响了结论。",
     "near_boundary": "注意：事发时间距阶段变化仅约 {s} 秒，时间记录的细小误差可能改变结论。",
     "skew": "骑手手机时钟与平台时钟相差约 {s} 秒（由 {n} 次取餐/送达的位置推算），定位时间已据此校正。",
     "loc_at": "事发时刻骑手的定位距报告的事发地点约 {d} 米。",
@@ -413,6 +424,8 @@ _EN: dict[str, str] = {
     "gap_went_offline": "The rider was between orders but went offline in between: idle.",
     "gap_before_first": "The rider was online but had not yet accepted an order that day: idle.",
     "gap_after_last": "The rider had finished the last order and accepted no other: idle.",
+    "bridged": "About {bridged} min of it had no GPS, but each outage lasted at most {max} min and began and ended within {r} m of the same place (indoors, for example), so by rule it counts as time spent there; this rule decided the finding.",
+    "drift": "For about {drift} min of it the GPS wandered off and came back (within {r} m, in at most {max} min, never more than {far} m away nor faster than {v} m/s: not a ride), so by rule it counts as GPS drift with the rider still there; this rule decided the finding.",
     "near_boundary": "Note: the incident is only about {s} s from a change of phase; a small error in the recorded time could change the finding.",
     "skew": "The rider's phone clock differs from the platform clock by about {s} s (from {n} pickups and deliveries); GPS times were corrected for it.",
     "loc_at": "At the reported time the rider's GPS was about {d} m from the reported place.",

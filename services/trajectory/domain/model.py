@@ -57,7 +57,13 @@ class Params:
     max_speed_mps: float = 35.0  # faster than this between fixes is a teleport
     duplicate_window_s: float = 1.0  # fixes closer in time than this and ...
     duplicate_radius_m: float = 2.0  # ... closer in space than this are one fix
-    observation_gap_s: float = 150.0  # no fix for longer than this: unknown, never a stay
+    observation_gap_s: float = 150.0  # no fix for longer than this: unknown, never a stay ...
+    bridge_max_s: float = 480.0  # ... unless at most this long (an indoor outage) and ...
+    bridge_radius_m: float = 25.0  # ... its two ends lie within this distance: then spent there
+    # drift: the fix wanders off and comes back (within bridge_radius_m) -- not a ride
+    drift_max_s: float = 480.0  # back within this long
+    drift_max_m: float = 150.0  # never further than this from where it left
+    drift_max_speed_mps: float = 2.0  # never faster than this over 30 s (riders ride at 3-8 m/s)
     # clock reconciliation
     max_clock_skew_s: float = 1200.0
     stationary_speed_mps: float = 1.0

@@ -11,13 +11,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from shared.geo import haversine_m
+from shared.geo import haversine_m, local_xy_m
 
 from .model import Order, Params, Phase, PresenceEvent, Segment
 from .motion import Dwell, Grid, longest_dwell
 
 INF = float("inf")
-DOOR_WINDOW_S = 60.0  # where the rider stood just before pickup is the merchant's door
+DOOR_LOOKBACK_S = 600.0  # the door is where the rider spent most time in this long before pickup
+DOOR_LAST_SEEN_S = 60.0  # ... or, unseen then, where he was in the last minute he was seen
+DOOR_CLUSTER_M = 20.0  # positions this close count as one place when finding the door
 GEOCODE_SLACK_M = 30.0  # extra radius when only the platform's geocode of the merchant is known
 DOOR_MAX_OFF_M = 250.0  # a "door" this far from the geocode is not the merchant's
 
@@ -76,48 +78,62 @@ def _inside(spans: list[tuple[float, float]], t: float) -> bool:
 
 
 def infer_arrival(o: Order, grid: Grid, params: Params) -> Arrival:
-    """When the rider reached the merchant: the platform's event, else from GPS. The door is where
-    the rider stood just before pickup (geocodes are often tens of metres off); the arrival is when
-    he last came within the radius of it before pickup."""
+    """When the rider reached the merchant: the platform's event, else from GPS.
+
+    The door is where the rider stood while waiting for the pickup -- not the platform's geocode,
+    which is often tens of metres off (malls, food courts): the place, among the seen positions of
+    the last ``DOOR_LOOKBACK_S`` before pickup, near which the rider spent the most time (so a GPS
+    drift episode or an indoor outage during the wait does not move it). The arrival is the first
+    seen instant after acceptance within the radius of the door: at_merchant is latched, and an
+    outage (or a drift) after reaching the door does not undo the arrival."""
     if o.arrived is not None and o.arrived >= o.accepted and (o.picked_up is None or o.arrived <= o.picked_up):
         return Arrival(o.arrived, "event")
     until = o.picked_up if o.picked_up is not None else _end(o)
     if len(grid) == 0 or not np.isfinite(until):
         return Arrival(None, "none")
     g = grid.slice(o.accepted, until + 1e-6)
-    if len(g) == 0 or not g.known.any():
+    seen = g.seen
+    if len(g) == 0 or not seen.any():
         return Arrival(None, "none")
     door: tuple[float, float] | None = None
     radius = params.merchant_radius_m
     how = "gps"
     if o.picked_up is not None:
-        w = grid.slice(o.picked_up - DOOR_WINDOW_S, o.picked_up + 1e-6)
-        if w.known.any():
-            cand = (float(np.nanmean(w.lat)), float(np.nanmean(w.lon)))
-            if o.merchant is None or haversine_m(*cand, *o.merchant) <= DOOR_MAX_OFF_M:
-                door = cand
+        door = _door(grid.slice(max(o.accepted, o.picked_up - DOOR_LOOKBACK_S), o.picked_up + 1e-6), o.merchant)
+        if door is None:
+            # not seen in the last minutes before pickup (a long indoor outage): where he was last
+            # seen before it, if that is near the merchant
+            last = float(g.t[np.flatnonzero(seen)[-1]])
+            door = _door(grid.slice(max(o.accepted, last - DOOR_LAST_SEEN_S), last + 1e-6), o.merchant)
     if door is None:
         if o.merchant is None:
             return Arrival(None, "none")
         door, radius, how = o.merchant, radius + GEOCODE_SLACK_M, "gps-geocode"
-    d = haversine_m(g.lat, g.lon, door[0], door[1])
-    inside = g.known & (d <= radius)
-    if how == "gps":
-        # walk back from the pickup over the run of samples inside the radius
-        outside = ~inside
-        if not inside[-1] and not inside.any():
-            return Arrival(None, "none")
-        last_out = np.flatnonzero(outside)
-        if last_out.size == 0:
-            return Arrival(float(g.t[0]), how)
-        k = int(last_out[-1]) + 1
-        if k >= len(g):
-            # not inside at pickup after all: the first time inside, if ever
-            first = np.flatnonzero(inside)
-            return Arrival(float(g.t[first[0]]), how) if first.size else Arrival(None, "none")
-        return Arrival(float(g.t[k]), how)
+    with np.errstate(invalid="ignore"):
+        inside = seen & (haversine_m(g.lat, g.lon, door[0], door[1]) <= radius)
     first = np.flatnonzero(inside)
     return Arrival(float(g.t[first[0]]), how) if first.size else Arrival(None, "none")
+
+
+def _door(w: Grid, merchant: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The place near which the rider spent the most seen time in ``w`` (within DOOR_MAX_OFF_M of
+    the geocode, when there is one): the mean of the positions within DOOR_CLUSTER_M of the
+    position with the most such neighbours (ties: the latest, nearest the pickup)."""
+    k = np.flatnonzero(w.seen)
+    if k.size == 0:
+        return None
+    lat, lon = w.lat[k], w.lon[k]
+    if merchant is not None:
+        ok = haversine_m(lat, lon, merchant[0], merchant[1]) <= DOOR_MAX_OFF_M
+        lat, lon = lat[ok], lon[ok]
+        if lat.size == 0:
+            return None
+    x, y = local_xy_m(lat, lon, float(lat[-1]), float(lon[-1]))
+    near = (x[:, None] - x[None, :]) ** 2 + (y[:, None] - y[None, :]) ** 2 <= DOOR_CLUSTER_M**2
+    count = near.sum(axis=1)
+    best = int(np.flatnonzero(count == count.max())[-1])
+    sel = near[best]
+    return float(lat[sel].mean()), float(lon[sel].mean())
 
 
 @dataclass(frozen=True)
@@ -142,11 +158,22 @@ def classify_gap(start: float, end: float, online: list[tuple[float, float]], gr
     if end - start < params.dwell_min_s:
         return Phase.CONNECTING, "connected", None  # too short to hold a long enough stay
     dwell = longest_dwell(grid, start, end, params)
+    phase, why = _judge(dwell, params)
+    g = grid.slice(start, end)
+    if g.bridged.any():
+        # would the answer differ without the bridging rule? then the explanation says it decided
+        plain = replace(grid, bridged=np.zeros_like(grid.bridged))
+        if _judge(longest_dwell(plain, start, end, params), params)[0] is not phase:
+            dwell = replace(dwell, bridge_decided=True)
+    return phase, why, dwell
+
+
+def _judge(dwell: Dwell, params: Params) -> tuple[Phase, str]:
     if dwell.certain_s >= params.dwell_min_s:
-        return Phase.IDLE, "dwelt", dwell
+        return Phase.IDLE, "dwelt"
     if dwell.possible_s >= params.dwell_min_s:
-        return Phase.INSUFFICIENT_DATA, "unobserved", dwell
-    return Phase.CONNECTING, "connected", dwell
+        return Phase.INSUFFICIENT_DATA, "unobserved"
+    return Phase.CONNECTING, "connected"
 
 
 @dataclass(frozen=True)
