@@ -1,8 +1,8 @@
 """The unsigned evidence packet: a pure function of its inputs (no I/O, no clock).
 
-Format ``xianjie.evidence-packet/1``, a JSON object::
+Format ``xianjie.evidence-packet/2``, a JSON object::
 
-    format       "xianjie.evidence-packet/1"
+    format       "xianjie.evidence-packet/2" (signed over its RFC 8785 form, see ``canonical``)
     packet_id    the caller's id
     created_at   ISO 8601 local time (the caller's "now")
     timezone     the zone every local time is written in, e.g. "Asia/Shanghai"
