@@ -41,8 +41,7 @@ def clean(track: Track, params: Params) -> tuple[Track, CleanReport]:
     if np.all(np.diff(track.t) > 0):  # the usual case: already in order, no ties to break
         t, lat, lon, acc = track.t, track.lat, track.lon, track.accuracy
     else:
-        acc_key = np.where(np.isnan(track.accuracy), np.inf, track.accuracy)
-        order = np.lexsort((track.lon, track.lat, acc_key, track.t))
+        order = _order(track)
         t, lat, lon, acc = track.t[order], track.lat[order], track.lon[order], track.accuracy[order]
 
     # Duplicates: the same instant (keep the most accurate, which sorts first), or a repeat of the
@@ -71,6 +70,22 @@ def clean(track: Track, params: Params) -> tuple[Track, CleanReport]:
         observation_gaps=gaps,
     )
     return out, report
+
+
+def _order(track: Track) -> npt.NDArray[np.intp]:
+    """The order by time, ties by accuracy (unknown last), then latitude, then longitude. A feed in
+    time order with repeated instants (the usual untidy case) sorts only its ties."""
+    acc_key = np.where(np.isnan(track.accuracy), np.inf, track.accuracy)
+    step = np.diff(track.t)
+    if not np.all(step >= 0):
+        return np.lexsort((track.lon, track.lat, acc_key, track.t))
+    tie = np.zeros(len(track), dtype=bool)
+    tie[1:] = step == 0
+    tie[:-1] |= step == 0
+    at = np.flatnonzero(tie)  # positions of the tied fixes: whole runs of one instant each
+    order = np.arange(len(track))
+    order[at] = at[np.lexsort((track.lon[at], track.lat[at], acc_key[at], track.t[at]))]
+    return order
 
 
 def _spikes(t: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64],
