@@ -88,9 +88,8 @@ def _parse(s: pl.Series, tz: str) -> F64:
     head_s = np.zeros(n, dtype=np.int64)  # the date and time of day read as UTC, in seconds
     frac_ms = np.zeros(n)
     offset_s = np.full(n, np.nan)  # NaN: no zone, a wall-clock time in tz
-    for length in np.unique(lens):
-        if not _HEAD <= length <= _LONGEST:
-            continue
+    counts = np.bincount(np.minimum(lens, _LONGEST + 1))
+    for length in np.flatnonzero(counts[_HEAD:_LONGEST + 1]) + _HEAD:
         rows = np.flatnonzero(lens == length)
         part = s if rows.size == n else s.gather(rows)
         raw = part.str.join("").item().encode("utf-8")

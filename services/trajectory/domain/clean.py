@@ -73,18 +73,19 @@ def clean(track: Track, params: Params) -> tuple[Track, CleanReport]:
 
 
 def _order(track: Track) -> npt.NDArray[np.intp]:
-    """The order by time, ties by accuracy (unknown last), then latitude, then longitude. A feed in
-    time order with repeated instants (the usual untidy case) sorts only its ties."""
+    """The order by time, ties by accuracy (unknown last), then latitude, then longitude. Sorted by
+    time alone first (a stable sort, quick on a feed nearly in order), then only the runs of fixes
+    at one instant are sorted by the other keys."""
     acc_key = np.where(np.isnan(track.accuracy), np.inf, track.accuracy)
-    step = np.diff(track.t)
-    if not np.all(step >= 0):
-        return np.lexsort((track.lon, track.lat, acc_key, track.t))
+    order = np.argsort(track.t, kind="stable")
+    step = np.diff(track.t[order])
     tie = np.zeros(len(track), dtype=bool)
     tie[1:] = step == 0
     tie[:-1] |= step == 0
     at = np.flatnonzero(tie)  # positions of the tied fixes: whole runs of one instant each
-    order = np.arange(len(track))
-    order[at] = at[np.lexsort((track.lon[at], track.lat[at], acc_key[at], track.t[at]))]
+    if at.size:
+        sub = order[at]
+        order[at] = sub[np.lexsort((track.lon[sub], track.lat[sub], acc_key[sub], track.t[sub]))]
     return order
 
 
