@@ -96,7 +96,10 @@ def _parse(s: pl.Series, tz: str) -> F64:
         # one row of bytes per string, transposed so that each character position is contiguous
         m = np.frombuffer(raw, dtype=np.uint8).reshape(rows.size, int(length)).T.copy()
         ok, secs, ms, off = _read_fixed(m)
-        dated[rows], head_s[rows], frac_ms[rows], offset_s[rows] = ok, secs, ms, off
+        if rows.size == n:  # one length for the whole column: no scatter
+            dated, head_s, frac_ms, offset_s = ok, secs, ms, off
+        else:
+            dated[rows], head_s[rows], frac_ms[rows], offset_s[rows] = ok, secs, ms, off
     zoned = dated & ~np.isnan(offset_s)
     t[zoned] = (head_s[zoned].astype(np.float64) * 1000.0 + frac_ms[zoned]) / 1000.0 - offset_s[zoned]
     local = dated & np.isnan(offset_s)
@@ -117,10 +120,10 @@ def _digits(m: U8, first: int, last: int) -> tuple[B, I64]:
     """Whether character positions first..last-1 of every string are ASCII digits, and the number
     they spell (``m``: one row per character position, one column per string)."""
     d = m[first:last] - np.uint8(48)  # wraps around below "0": anything but a digit is > 9
-    value = np.zeros(m.shape[1], dtype=np.int64)
-    for row in d:
+    value = d[0].astype(np.int32)  # at most 9 digits: fits
+    for row in d[1:]:
         value = value * 10 + row
-    return np.asarray((d <= 9).all(axis=0), dtype=bool), value
+    return np.asarray((d <= 9).all(axis=0), dtype=bool), value.astype(np.int64, copy=False)
 
 
 _DATE_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
@@ -182,15 +185,17 @@ def _read_fixed(m: U8) -> tuple[B, I64, F64, F64]:
             good_f, f = _digits(m, _HEAD + 1, z)
             good &= good_f
         good &= ~matched
-        if not good.any():
+        every = bool(good.all())  # the usual case: one layout for every string of this length
+        if not every and not good.any():
             continue
+        sel = slice(None) if every else good
         matched |= good
         if frac_len:
-            frac_ms[good] = f[good] / float(10 ** (frac_len - 1)) * 1000.0
+            frac_ms[sel] = f[sel] / float(10 ** (frac_len - 1)) * 1000.0
         if zone_len == 1:
-            offset[good] = 0.0
+            offset[sel] = 0.0
         elif zone_len:
-            offset[good] = np.where(sign[good] == ord("-"), -1.0, 1.0) * (oh[good] * 3600 + om[good] * 60)
+            offset[sel] = np.where(sign[sel] == ord("-"), -1.0, 1.0) * (oh[sel] * 3600 + om[sel] * 60)
     return ok & matched, secs, frac_ms, offset
 
 
