@@ -135,7 +135,28 @@ _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtyp
 def _read_fixed(m: U8) -> tuple[B, I64, F64, F64]:
     """Strings of one byte length (``m``: character positions by strings): whether each is a date
     and time of the accepted forms, its date and time of day as UTC epoch seconds, its fraction in
-    milliseconds, and its offset in seconds (NaN without a zone)."""
+    milliseconds, and its offset in seconds (NaN without a zone).
+
+    The usual feed writes one date and one zone on every line of a day: when every string shares
+    its date, separator and everything after the seconds, those are read once (from the first
+    string with its time of day set to midnight) and only the time of day is read per string."""
+    length, n = m.shape
+    if n > 64 and all(bool((m[c] == m[c, 0]).all()) for c in (*range(11), *range(_HEAD, length))):
+        probe = m[:, :1].copy()
+        probe[11:_HEAD, 0] = np.frombuffer(b"00:00:00", dtype=np.uint8)
+        ok0, secs0, ms0, off0 = _read_any(probe)
+        ok_h, hour = _digits(m, 11, 13)
+        ok_mi, minute = _digits(m, 14, 16)
+        ok_s, sec = _digits(m, 17, 19)
+        ok = (ok_h & ok_mi & ok_s & (m[13] == ord(":")) & (m[16] == ord(":")) & (hour <= 23) & (minute <= 59)
+              & (sec <= 59) & bool(ok0[0]))
+        secs = secs0[0] + hour * 3600 + minute * 60 + sec
+        return ok, secs, np.full(n, ms0[0]), np.full(n, off0[0])
+    return _read_any(m)
+
+
+def _read_any(m: U8) -> tuple[B, I64, F64, F64]:
+    """``_read_fixed`` for strings that share nothing."""
     length, n = m.shape
     d = m[_DATE_DIGITS] - np.uint8(48)
     ok = (d <= 9).all(axis=0) & (m[_DATE_PUNCT] == _DATE_PUNCT_CHARS).all(axis=0)

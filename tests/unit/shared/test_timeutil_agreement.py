@@ -189,3 +189,31 @@ def test_a_column_with_every_length_and_many_fractions() -> None:
     ones = np.array([parse_one(v, "UTC") for v in values])
     np.testing.assert_array_equal(column, ones)
     assert np.all(np.abs(ones - T_EX) < 1.0)
+
+
+@st.composite
+def one_day_column(draw: st.DrawFn) -> list[str]:
+    """A feed's usual column: more than 64 strings of one length sharing the date, the separator
+    and the fraction and zone (parse_many reads those once), times of day varying, some spoilt;
+    the shared part itself good or bad."""
+    date = draw(st.sampled_from(["2026-05-14", "2026-03-29", "2026-10-25", "2024-02-29", "2026-02-29",
+                                 "2026-13-01", "２０２６-05-14", "2099-12-31", "1999-12-31"]))
+    sep = draw(st.sampled_from(["T", "t", " ", "_"]))
+    rest = draw(st.sampled_from(["", "Z", "z", "+08:00", "+0800", "+08", "-05:30", "+08:60", ".5Z", ".250+08:00",
+                                 ".123456789", ",5Z", "Zz"]))
+    times = draw(st.lists(st.one_of(
+        st.tuples(st.integers(0, 23), st.integers(0, 59), st.integers(0, 59)).map(lambda x: f"{x[0]:02d}:{x[1]:02d}:{x[2]:02d}"),
+        st.sampled_from(["24:00:00", "23:59:60", "02:30:00", "1a:00:00", "12-00:00", "12:00:0 ", "１２:00:00"]),
+    ), min_size=65, max_size=120))
+    return [f"{date}{sep}{time}{rest}" for time in times]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(ZONES), one_day_column())
+def test_a_one_day_column_reads_as_each_value_alone(tz: str, values: list[str]) -> None:
+    column = parse_many(values, tz)
+    for value, in_column in zip(values, column.tolist(), strict=True):
+        one = outcome_one(value, tz)
+        assert _same(one, None if np.isnan(in_column) else in_column), (value, tz, one, in_column)
+        ref = reference(value, tz)
+        assert _same(one, ref) or (one is not None and ref is not None and abs(one - ref) < 1e-6), (value, one, ref)
