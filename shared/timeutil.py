@@ -92,7 +92,7 @@ def _parse(s: pl.Series, tz: str) -> F64:
     for length in np.flatnonzero(counts[_HEAD:_LONGEST + 1]) + _HEAD:
         rows = np.flatnonzero(lens == length)
         part = s if rows.size == n else s.gather(rows)
-        raw = part.str.join("").item().encode("utf-8")
+        raw = part.str.join("").cast(pl.Binary).item()  # the UTF-8 bytes, copied once
         # one row of bytes per string, transposed so that each character position is contiguous
         m = np.frombuffer(raw, dtype=np.uint8).reshape(rows.size, int(length)).T.copy()
         ok, secs, ms, off = _read_fixed(m)
