@@ -49,7 +49,7 @@ def _run(cmd: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complete
 
 @pytest.fixture(scope="session")
 def java_lib() -> Path:
-    _need("java", "mvn")
+    _need("java", "javac", "mvn")  # javac: `java Verify.java` compiles the source file in memory
     lib, stamp = EXAMPLES / "lib", EXAMPLES / "lib" / ".fetched"
     if not _fetched(stamp, EXAMPLES / "pom.xml"):
         tmp = EXAMPLES / f"lib.tmp.{os.getpid()}"
