@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit
 
-## bench: assess on a generated day of ~1M pings vs the stdlib json parse of the same files
+## bench: assess on a generated day of ~1M pings beside orjson and stdlib json merely parsing the same files
 bench: $(STAMP)
 	$(BIN)/python -m bench.assess
 

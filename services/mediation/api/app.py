@@ -236,7 +236,9 @@ def create_app(c: Container) -> FastAPI:
 
     @api.post("/packets/verify", tags=["evidence"])
     async def verify(request: Request) -> dict[str, Any]:
-        """Check a packet's hashes and signature against the published keys (public)."""
+        """Check a packet's hashes and signature against the published keys (public). Packets of
+        format ``xianjie.evidence-packet/2`` (signed over their RFC 8785 form) and of the earlier
+        ``/1`` are both accepted; docs/verify.md shows how to check one without this service."""
         from services.mediation.packet.sign import verify_bytes
 
         v = await run_in_threadpool(verify_bytes, await request.body(), c.key_dir)

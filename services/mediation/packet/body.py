@@ -1,8 +1,8 @@
 """The unsigned evidence packet: a pure function of its inputs (no I/O, no clock).
 
-Format ``xianjie.evidence-packet/1``, a JSON object::
+Format ``xianjie.evidence-packet/2``, a JSON object::
 
-    format       "xianjie.evidence-packet/1"
+    format       "xianjie.evidence-packet/2" (signed over its RFC 8785 form, see ``canonical``)
     packet_id    the caller's id
     created_at   ISO 8601 local time (the caller's "now")
     timezone     the zone every local time is written in, e.g. "Asia/Shanghai"
@@ -22,7 +22,7 @@ Format ``xianjie.evidence-packet/1``, a JSON object::
                  inside the window (bounds included), coordinates rounded to 6 decimals (~0.1 m)
     figures      {"map.svg": SVG text, "timeline.svg": SVG text}, drawn from the sections above
     manifest     {"algorithm": "SHA-256", "sections": {name: hex digest}} over the six data
-                 sections (canonical JSON, see ``canonical``) and the two figures (UTF-8 bytes)
+                 sections (RFC 8785 canonical JSON, see ``canonical``) and the two figures (UTF-8 bytes)
 
 Privacy (PIPL): nothing of the rider's day outside the window goes in: no fix, no order, no
 phase. Times are rendered in ``tz``; inputs may be epoch seconds, aware datetimes or ISO strings.

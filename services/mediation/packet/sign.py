@@ -1,7 +1,8 @@
 """Signing and verifying evidence packets (Ed25519, with the ``cryptography`` package).
 
-The signature covers the canonical JSON (see ``canonical``) of the whole packet except its
-``signature`` member, manifest included; the manifest's digests tie each section and figure to
+The signature covers the canonical JSON (see ``canonical``: RFC 8785 in the current format
+``xianjie.evidence-packet/2``, orjson's sorted compact JSON in the earlier ``/1``, which is still
+verified) of the whole packet except its ``signature`` member, manifest included; the manifest's digests tie each section and figure to
 it, so an edit anywhere shows either as a wrong digest or as a bad signature. The signature block
 names the key (``key_id``: the first 16 hex digits of SHA-256 of the raw 32-byte public key) and
 carries the public key itself, but a packet is only valid if that key is one the verifier trusts:
@@ -36,10 +37,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from .canonical import (
     FIGURES,
     FORMAT,
+    FORMATS,
     MANIFEST_ALGORITHM,
     SECTIONS,
+    CanonicalError,
     canonical_json,
+    format_of,
     section_digest,
+    signed_bytes,
     unsigned,
 )
 
@@ -160,8 +165,11 @@ class KeyRing:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
 
     def sign(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The signed packet: the body (any previous signature dropped) plus ``signature``."""
+        """The signed packet: the body (any previous signature dropped) plus ``signature``, over
+        the RFC 8785 form of the body. Only the current format is made (ValueError otherwise)."""
         content = unsigned(body)
+        if content.get("format") != FORMAT:
+            raise ValueError(f"only packets of format {FORMAT!r} are signed, not {content.get('format')!r}")
         value = self._private.sign(canonical_json(content))
         return {**content, "signature": {"alg": ALG, "key_id": self.key_id, "public_key": self.public_key_b64,
                                          "value": _b64(value)}}
@@ -279,8 +287,10 @@ def verify(packet: Any, trusted: Trusted) -> Verdict:
     packet_id = packet.get("packet_id") if isinstance(packet.get("packet_id"), str) else None
     case = packet.get("case")
     case_number = case.get("case_number") if isinstance(case, dict) and isinstance(case.get("case_number"), str) else None
-    if packet.get("format") != FORMAT:
-        problems.append(f"unknown format {packet.get('format')!r}: expected {FORMAT!r}")
+    if packet.get("format") not in FORMATS:
+        problems.append(f"unknown format {packet.get('format')!r}: expected {FORMAT!r} "
+                        f"(or an earlier {', '.join(repr(f) for f in FORMATS if f != FORMAT)})")
+    fmt = format_of(packet)
 
     # the manifest
     manifest = packet.get("manifest")
@@ -309,8 +319,8 @@ def verify(packet: Any, trusted: Trusted) -> Verdict:
                 problems.append(f"{where} missing from the packet")
                 continue
             try:
-                actual = section_digest(name, holder[name])
-            except (TypeError, orjson.JSONEncodeError):
+                actual = section_digest(name, holder[name], fmt)
+            except (TypeError, CanonicalError):
                 problems.append(f"{where} cannot be digested (wrong type)")
                 continue
             if name in digests and digests[name] != actual:
@@ -350,18 +360,18 @@ def verify(packet: Any, trusted: Trusted) -> Verdict:
             problems.append("the signature value is not base64 of 64 bytes")
         if pub is not None and value is not None:
             try:
-                Ed25519PublicKey.from_public_bytes(pub).verify(value, canonical_json(unsigned(packet)))
+                Ed25519PublicKey.from_public_bytes(pub).verify(value, signed_bytes(packet))
             except InvalidSignature:
                 problems.append("the signature does not match the packet's content: the packet was changed "
                                 "after it was signed")
-            except (TypeError, ValueError, orjson.JSONEncodeError) as e:
+            except (TypeError, ValueError) as e:
                 problems.append(f"the packet's content cannot be checked: {e}")
     return Verdict(not problems, problems, key_id, packet_id, case_number)
 
 
 def verify_bytes(data: bytes, trusted: Trusted) -> Verdict:
-    """Check a packet file's bytes: JSON, written exactly as exported (canonical JSON, optionally
-    one final newline), and ``verify``. Never raises."""
+    """Check a packet file's bytes: JSON, written exactly as exported (the canonical JSON of its
+    format, optionally one final newline), and ``verify``. Never raises."""
     text = data[:-1] if data.endswith(b"\n") else data
     try:
         packet = orjson.loads(text)
@@ -370,11 +380,12 @@ def verify_bytes(data: bytes, trusted: Trusted) -> Verdict:
     problems: list[str] = []
     if isinstance(packet, dict):
         try:
-            exact = canonical_json(packet) == text
-        except (TypeError, orjson.JSONEncodeError):
+            exact = canonical_json(packet, format_of(packet)) == text
+        except CanonicalError:
             exact = False
         if not exact:
-            problems.append("the file is not byte-for-byte the packet as exported (canonical JSON: sorted keys, "
+            form = "RFC 8785 canonical JSON" if format_of(packet) == FORMAT else "canonical JSON"
+            problems.append(f"the file is not byte-for-byte the packet as exported ({form}: sorted keys, "
                             "no spaces): it was reformatted or edited; use the original file")
     v = verify(packet, trusted_keys(trusted))
     problems += v.problems

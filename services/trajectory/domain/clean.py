@@ -41,8 +41,7 @@ def clean(track: Track, params: Params) -> tuple[Track, CleanReport]:
     if np.all(np.diff(track.t) > 0):  # the usual case: already in order, no ties to break
         t, lat, lon, acc = track.t, track.lat, track.lon, track.accuracy
     else:
-        acc_key = np.where(np.isnan(track.accuracy), np.inf, track.accuracy)
-        order = np.lexsort((track.lon, track.lat, acc_key, track.t))
+        order = _order(track)
         t, lat, lon, acc = track.t[order], track.lat[order], track.lon[order], track.accuracy[order]
 
     # Duplicates: the same instant (keep the most accurate, which sorts first), or a repeat of the
@@ -71,6 +70,23 @@ def clean(track: Track, params: Params) -> tuple[Track, CleanReport]:
         observation_gaps=gaps,
     )
     return out, report
+
+
+def _order(track: Track) -> npt.NDArray[np.intp]:
+    """The order by time, ties by accuracy (unknown last), then latitude, then longitude. Sorted by
+    time alone first (a stable sort, quick on a feed nearly in order), then only the runs of fixes
+    at one instant are sorted by the other keys."""
+    acc_key = np.where(np.isnan(track.accuracy), np.inf, track.accuracy)
+    order = np.argsort(track.t, kind="stable")
+    step = np.diff(track.t[order])
+    tie = np.zeros(len(track), dtype=bool)
+    tie[1:] = step == 0
+    tie[:-1] |= step == 0
+    at = np.flatnonzero(tie)  # positions of the tied fixes: whole runs of one instant each
+    if at.size:
+        sub = order[at]
+        order[at] = sub[np.lexsort((track.lon[sub], track.lat[sub], acc_key[sub], track.t[sub]))]
+    return order
 
 
 def _spikes(t: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64],

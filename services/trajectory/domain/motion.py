@@ -299,7 +299,7 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
     dy = yf[:, None] - yf[None, :]
     with np.errstate(invalid="ignore"):
         far = dx * dx + dy * dy > np.float32(params.dwell_radius_m**2)  # NaN compares False: unknown is not "far"
-    upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    upper = _upper(n)
     far &= upper
     # first far sample after i (n if none)
     has_far = far.any(axis=1)
@@ -398,6 +398,15 @@ def _bridged_inside(bridged: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         k = int(np.argmin(out[::-1])) if not out.all() else n
         out[n - k:] = False
     return out
+
+
+_UPPER = np.triu(np.ones((720, 720), dtype=bool), 1)  # an hour of samples; made once, not per gap
+_UPPER.flags.writeable = False
+
+
+def _upper(n: int) -> npt.NDArray[np.bool_]:
+    """The strict upper triangle of an n x n matrix (True where column > row), read-only."""
+    return _UPPER[:n, :n] if n <= _UPPER.shape[0] else np.triu(np.ones((n, n), dtype=bool), 1)
 
 
 def _hidden_stay_bound(g: Grid, step: float, params: Params) -> float:

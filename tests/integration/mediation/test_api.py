@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -248,3 +249,21 @@ def test_openapi_is_complete(system):
               "/api/v1/cases/{case_id}/evidence-packet", "/api/v1/cases/{case_id}/insurer-response",
               "/api/v1/status/{case_number}", "/api/v1/insurers/{code}/webhook"]:
         assert p in paths, p
+
+
+def test_packets_of_the_earlier_format_still_verify_through_the_api(system):
+    """A packet of format /1 (signed over orjson's form, before RFC 8785), with its key among the
+    deployment's published keys (as an operator keeps old keys), verifies; a changed digit fails."""
+    old = ROOT / "tests" / "data" / "packets"
+    (system.data_dir / "keys").mkdir(parents=True, exist_ok=True)
+    shutil.copy(old / "v1-keys" / "packet-signing-key.pub.pem", system.data_dir / "keys" / "v1-key.pub.pem")
+    data = (old / "v1-seed-case.json").read_bytes()
+    assert json.loads(data)["format"] == "xianjie.evidence-packet/1"
+    with system.client() as public:
+        r = public.post("/api/v1/packets/verify", content=data)
+        assert r.status_code == 200 and r.json() == {"valid": True, "problems": []}
+        changed = data.replace(b'"clock_skew_s":-6.0', b'"clock_skew_s":-7.0', 1)
+        assert changed != data
+        r = public.post("/api/v1/packets/verify", content=changed)
+        assert r.status_code == 200 and r.json()["valid"] is False
+        assert any("signature does not match" in p for p in r.json()["problems"])

@@ -1,5 +1,5 @@
-"""Every timestamp style of DATA_CONTRACT §3, through both parsers (polars columns, pendulum
-scalars), against instants computed independently with the standard library."""
+"""Every timestamp style of DATA_CONTRACT §3, through both parsers (numpy columns, one regular
+expression for scalars), against instants computed independently with the standard library."""
 
 from __future__ import annotations
 
