@@ -109,3 +109,50 @@ class WebhookIn(Strict):
 class FeedResult(BaseModel):
     accepted: int
     rejected: list[dict[str, object]]
+
+
+# ------------------------------------------------------------------ corrections (PATCH /cases/{id})
+
+class RiderPatch(Strict):
+    id: Short | None = None
+    name: Short | None = None
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{5,19}$")
+    lang: Literal["zh", "en"] | None = None
+
+
+class IncidentPatch(Strict):
+    at: datetime | None = None
+    location: Place | None = None
+    description: Text | None = None
+    injury: Annotated[str, Field(max_length=500)] | None = None
+
+    _at = field_validator("at")(_plausible)
+
+
+class CaseCorrection(Strict):
+    """Only the fields sent are changed; ``reason`` says why."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    rider: RiderPatch | None = None
+    insurer_code: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+    policy_number: Ref | None = None
+    claim_number: Ref | None = None
+    incident: IncidentPatch | None = None
+    denial_reason: Text | None = None
+    consent: ConsentIn | None = None
+    product: str | None = None
+
+    @field_validator("product")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None and v not in PRODUCTS:
+            raise ValueError(f"unknown product; expected one of {', '.join(PRODUCTS)}")
+        return v
+
+    def changes(self) -> dict[str, object]:
+        """What was sent, nested, without ``reason`` (explicit nulls in the incident's location kept)."""
+        out = self.model_dump(exclude_unset=True, exclude={"reason"})
+        for k in ("rider", "incident"):
+            if k in out and out[k] is None:
+                out.pop(k)
+        return out

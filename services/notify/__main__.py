@@ -40,9 +40,14 @@ async def worker(settings: NotifySettings) -> int:
     app = wire(bus, engine, settings)  # subscribed before the bus starts
     await bus.start()
     logger.info("notify worker running", extra={"bus": settings.bus, "smtp": settings.smtp_host})
+    from .schedule import daily_digest
+
+    daily = asyncio.create_task(daily_digest(lambda day: app.recorder.record_digests(day=day), app.dispatcher.wake,
+                                             settings, stop))
     try:
         await app.dispatcher.run(stop)
     finally:
+        daily.cancel()
         await app.aclose()
         await bus.stop()
         engine.dispose()
