@@ -1,7 +1,6 @@
 """Routes of the office features: corrections (PATCH /cases/{id}), attachments, reports, and the
 mapping of their errors. Decode, call :class:`services.mediation.office.Office`, encode."""
 
-from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
