@@ -416,7 +416,7 @@ class Mediation:
         c, a = CaseRow.__table__.c, StatusAttemptRow.__table__.c  # type: ignore[attr-defined]
         with self.engine.connect() as conn:
             found = conn.execute(
-                sa_select(c.access_code_hash, c.status, c.status_since, c.due_at, c.id, c.rider_lang, a.failures,
+                sa_select(c.access_code_hash, c.status, c.status_since, c.due_at, c.id, c.rider_lang, c.office, a.failures,
                           a.locked_until)
                 .select_from(CaseRow.__table__.outerjoin(StatusAttemptRow.__table__,  # type: ignore[attr-defined]
                                                          a.case_number == c.case_number))
@@ -429,7 +429,7 @@ class Mediation:
             return dict(self._remember(key, {
                 "case_number": number, "status": found.status, "updated_at": aware(found.status_since),
                 "deadline": aware(found.due_at) if found.due_at else None, "case_id": found.id,
-                "lang": found.rider_lang}))
+                "lang": found.rider_lang, "office": self.settings.office_contact(found.office)}))
         with unit_of_work(self.engine) as s:
             att = s.get(StatusAttemptRow, number)
             if att is not None and att.locked_until is not None and aware(att.locked_until) > now:

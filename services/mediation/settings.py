@@ -22,6 +22,11 @@ class MediationSettings(Settings):
     max_body_bytes: int = 64 << 20  # feeds (NDJSON, after gzip is undone): larger is refused with 413
     max_json_bytes: int = 1 << 20  # every JSON request
     max_attachment_bytes: int = 20 << 20  # one attachment
+    # the office a rider is told to call: XJ_OFFICE_NAME / XJ_OFFICE_PHONE, and per office code
+    # XJ_OFFICES="xiacheng=下城区人民调解委员会|0571-85000000;binjiang=滨江调解中心|0571-86000000"
+    office_name: str = "衔接调解中心"
+    office_phone: str = ""
+    offices: str = ""
     insurers: str = ""  # XJ_INSURERS: known insurer codes besides those with accounts, "PICC:中国人保,CPIC"
     overdue_check_s: float = 60.0  # XJ_OVERDUE_CHECK_S: how often the scheduler looks for overdue cases
     # XJ_DEADLINE_<STATUS>_H: hours a case may stay in a status (decimals allowed); unset: the default
@@ -57,6 +62,15 @@ class MediationSettings(Settings):
                 else:
                     hours.pop(st, None)
         return hours
+
+    def office_contact(self, code: str | None) -> dict[str, str]:
+        """The name and phone of an office, as the rider's page shows them."""
+        for part in self.offices.split(";"):
+            key, _, rest = part.partition("=")
+            if key.strip() and key.strip() == (code or ""):
+                name, _, phone = rest.partition("|")
+                return {"name": name.strip() or self.office_name, "phone": phone.strip() or self.office_phone}
+        return {"name": self.office_name, "phone": self.office_phone}
 
     @property
     def key_dir(self) -> Path:

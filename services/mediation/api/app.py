@@ -26,7 +26,7 @@ from services.mediation.schemas import (
     TransitionIn,
     WebhookIn,
 )
-from services.mediation.service import Mediation
+from services.mediation.service import Locked, Mediation
 from services.trajectory.adapters import feeds
 from shared import topics
 from shared.bus import Bus
@@ -267,9 +267,14 @@ def create_app(c: Container) -> FastAPI:
                            lang: Annotated[str | None, Query(pattern="^(zh|en)$")] = None) -> Response:
         """Status, plain next step and last update of a case, for the holder of its access code."""
         client = request.client.host if request.client else None
-        st = (c.mediation.remembered_status(case_number, code, client)
-              or await run_in_threadpool(c.mediation.rider_status, case_number=case_number, code=code,
-                                         client=client))
+        try:
+            st = (c.mediation.remembered_status(case_number, code, client)
+                  or await run_in_threadpool(c.mediation.rider_status, case_number=case_number, code=code,
+                                             client=client))
+        except Locked as e:  # in the rider's language (Chinese unless he asked otherwise), local time
+            from services.mediation.api.office import locked_response
+
+            return locked_response(e, lang or "zh", c.tz)
         if st is None:
             raise NotFound("no case with this number and code")
         return as_json(status_view(st, lang or st["lang"]))
@@ -320,7 +325,8 @@ def status_view(st: dict[str, Any], lang: str) -> dict[str, Any]:
     deadline: datetime | None = st.get("deadline")
     return {"case_number": st["case_number"], "status": s, "status_label": (STATUS_ZH if zh else STATUS_EN)[s],
             "next_step": (NEXT_ZH if zh else NEXT_EN)[s], "updated_at": st["updated_at"].isoformat(),
-            "deadline": deadline.isoformat() if deadline else None, "lang": "zh" if zh else "en"}
+            "deadline": deadline.isoformat() if deadline else None, "lang": "zh" if zh else "en",
+            "office": st.get("office")}
 
 
 class Unauthorized(Exception):

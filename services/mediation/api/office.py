@@ -104,3 +104,18 @@ def make_router(office: Office, user: Any, mediator: Any) -> APIRouter:
         return {"from": from_, "to": to, "insurers": rows}
 
     return r
+
+
+def locked_response(e: Any, lang: str, tz: str) -> JSONResponse:
+    """429 for a locked case number or client: until when, in the rider's language and local time."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    local = e.until.astimezone(ZoneInfo(tz))
+    wait = max(1, int((e.until - datetime.now(UTC)).total_seconds()))
+    if lang == "en":
+        text = f"Too many wrong codes. Try again after {local:%Y-%m-%d %H:%M} ({tz})."
+    else:
+        text = f"错误的查询码次数过多，请于 {local:%Y年%m月%d日 %H:%M} 后再试。"
+    return JSONResponse({"detail": text, "until": local.isoformat(), "lang": "en" if lang == "en" else "zh"},
+                        status_code=429, headers={"Retry-After": str(wait)})

@@ -14,6 +14,7 @@ DEFAULT_LANG = "zh"
 # key -> (zh, en); ``{name}`` placeholders are filled by ``str.format``
 MESSAGES: dict[str, tuple[str, str]] = {
     "app": ("衔接 · 骑手理赔争议调解", "Xianjie · rider insurance disputes"),
+    "your_office": ("您的调解机构", "Your mediation office"),
     "desk": ("调解工作台", "Mediator desk"),
     "portal": ("保险公司门户", "Insurer portal"),
     "status_title": ("案件进度查询", "Case status"),

@@ -49,7 +49,8 @@ def make_router(web: Web) -> APIRouter:
         sent = await run_in_threadpool(lookups.rider_notifications, web.engine, st["case_id"])
         result = {"number": st["case_number"], "status": st["status"],
                   "label": i18n.status_label(st["status"], lang), "next": i18n.next_step(st["status"], lang),
-                  "deadline": views.local(st.get("deadline"), web.tz), "updated": views.local(st["updated_at"], web.tz)}
+                  "deadline": views.local(st.get("deadline"), web.tz), "updated": views.local(st["updated_at"], web.tz),
+                  "office": st.get("office")}
         return page(request, {"number": st["case_number"], "result": result, "sent": sent}, lang=lang)
 
     return r

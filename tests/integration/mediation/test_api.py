@@ -39,6 +39,7 @@ def system(db_url, tmp_path):
             "mediator_elsewhere": s.add_user("mediator", "赵调解", office="other-office"),
             "insurer": s.add_user("insurer", "PICC claims", insurer="PICC", email="claims@picc.example"),
             "insurer_other": s.add_user("insurer", "Other claims", insurer="OTHER"),
+            "insurer_cpic": s.add_user("insurer", "CPIC claims", insurer="CPIC"),
             "feed": s.add_user("feed", "meituan feed"),
         }
         yield s
@@ -107,7 +108,7 @@ def test_seed_case_from_feeds_to_resolution(system, tmp_path):
         st = public.get(f"/api/v1/status/{number}", params={"code": code})
         assert st.status_code == 200
         assert set(st.json()) <= {"case_number", "status", "status_label", "next_step", "updated_at", "deadline", "lang",
-                                  "notifications"}
+                                  "notifications", "office"}
         assert st.json()["status"] == "closed" and st.json()["status_label"] == "已结案"
         assert public.get(f"/api/v1/status/{number}", params={"code": "00000000"}).status_code == 404
 
