@@ -27,7 +27,8 @@ class MediationSettings(Settings):
     office_name: str = "衔接调解中心"
     office_phone: str = ""
     offices: str = ""
-    insurers: str = ""  # XJ_INSURERS: known insurer codes besides those with accounts, "PICC:中国人保,CPIC"
+    insurers: str = ""
+    webhook_allow_private: bool = False  # XJ_WEBHOOK_ALLOW_PRIVATE: webhooks to loopback/private hosts (tests)  # XJ_INSURERS: known insurer codes besides those with accounts, "PICC:中国人保,CPIC"
     overdue_check_s: float = 60.0  # XJ_OVERDUE_CHECK_S: how often the scheduler looks for overdue cases
     # XJ_DEADLINE_<STATUS>_H: hours a case may stay in a status (decimals allowed); unset: the default
     deadline_opened_h: float | None = None

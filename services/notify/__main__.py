@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             n = store.replay(args.id, now=datetime.now(UTC))
             print(f"{n.id} {n.state}")
         elif args.cmd == "webhook":
+            from .channels.ssrf import check_target
+
+            check_target(args.url, allow_private=settings.webhook_allow_private)
             info = set_webhook(engine, args.code, args.url, args.secret)
             print(f"{info['code']} {info['url']} ({info['secrets']} valid secrets)")
     except NotifyError as e:

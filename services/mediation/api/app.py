@@ -232,10 +232,14 @@ def create_app(c: Container) -> FastAPI:
     @api.put("/insurers/{code}/webhook", tags=["insurers"])
     async def set_webhook(code: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
                           body: WebhookIn, actor: Mediator) -> Any:
+        from services.mediation.api.office import known_insurer
         from services.notify.adapters.sql import set_webhook as store
+        from services.notify.channels.ssrf import check_target
         from services.notify.domain.errors import WebhookConfigError
 
+        code = await run_in_threadpool(known_insurer, c.mediation, code)  # 404 for an unknown code
         try:
+            await run_in_threadpool(check_target, body.url, allow_private=c.mediation.settings.webhook_allow_private)
             await run_in_threadpool(store, c.mediation.engine, code, body.url, body.secret)
         except WebhookConfigError as e:
             return JSONResponse({"detail": f"invalid request: {e.field}: {e}",

@@ -119,3 +119,19 @@ def locked_response(e: Any, lang: str, tz: str) -> JSONResponse:
         text = f"错误的查询码次数过多，请于 {local:%Y年%m月%d日 %H:%M} 后再试。"
     return JSONResponse({"detail": text, "until": local.isoformat(), "lang": "en" if lang == "en" else "zh"},
                         status_code=429, headers={"Retry-After": str(wait)})
+
+
+def known_insurer(med: Any, code: str) -> str:
+    """The registered spelling of an insurer code; NotFound (404) if no insurer has it."""
+    from sqlmodel import Session
+
+    from services.mediation.domain.errors import NotFound
+    from services.mediation.office import find_insurer
+
+    with Session(med.engine) as s:
+        try:
+            row = find_insurer(s, code, med.settings.insurers)
+            s.commit()
+            return str(row.code)
+        except UnknownInsurer as e:
+            raise NotFound(f"no insurer with code {code!r}") from e

@@ -270,3 +270,65 @@ def test_rider_status_lowercase_number(system):
         created = m.post("/api/v1/cases", json=case_body()).json()
         r = public.get(f"/api/v1/status/{created['case_number'].lower()}", params={"code": created["rider_access_code"]})
         assert r.status_code == 200 and r.json()["case_number"] == created["case_number"]
+
+
+@pytest.fixture
+def guarded(db_url, tmp_path):
+    """A system with the SSRF guard on (the test suite lifts it elsewhere)."""
+    with running_system(tmp_path / "var", db_url, env={"XJ_WEBHOOK_ALLOW_PRIVATE": "0"}) as s:
+        s.tokens = {"mediator": s.add_user("mediator", "王调解", office="xiacheng"),
+                    "insurer": s.add_user("insurer", "PICC claims", insurer="PICC")}
+        yield s
+
+
+@pytest.mark.parametrize("url, why", [
+    ("http://127.0.0.1:9/hook", "loopback"),
+    ("http://localhost:8080/hook", "loopback"),  # a name that resolves to 127.0.0.1
+    ("http://169.254.169.254/latest/meta-data/", "metadata"),
+    ("http://10.1.2.3/hook", "private"),
+    ("http://192.168.0.10/hook", "private"),
+    ("http://[::1]/hook", "loopback"),
+    ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+    ("http://0.0.0.0/hook", "reserved"),
+    ("http://no-such-host.invalid/hook", "does not resolve"),
+])
+def test_webhook_ssrf_refused_by_address_and_by_name(guarded, url, why):
+    with guarded.client("mediator") as m:
+        r = m.put("/api/v1/insurers/PICC/webhook", json={"url": url, "secret": "whsec_" + "A" * 32})
+    assert r.status_code == 422, r.text
+    assert why in r.json()["detail"] and r.json()["errors"][0]["loc"] == ["body", "url"]
+
+
+def test_webhook_for_unknown_insurer_is_404_and_public_address_taken(guarded):
+    with guarded.client("mediator") as m:
+        r = m.put("/api/v1/insurers/NOSUCH/webhook", json={"url": "https://93.184.215.14/hook",
+                                                           "secret": "whsec_" + "A" * 32})
+        assert r.status_code == 404
+        r = m.put("/api/v1/insurers/picc/webhook", json={"url": "https://93.184.215.14/hook",
+                                                         "secret": "whsec_" + "A" * 32})
+        assert r.status_code == 200 and r.json()["insurer_code"] == "PICC"
+
+
+def test_webhook_send_checks_the_address_again():
+    """A URL that was public at registration but resolves to loopback at send time is not posted to."""
+    import asyncio
+
+    from services.notify.channels.webhook import WebhookChannel
+    from services.notify.domain.model import InsurerChannel
+
+    class Directory:
+        def get(self, code):
+            return InsurerChannel(code=code, webhook_url="http://localhost:9/hook", secrets=("whsec_" + "A" * 32,))
+
+    class Note:
+        recipient, id, body = "PICC", "n1", "{}"
+
+    async def go():
+        ch = WebhookChannel(Directory(), allow_private=False)
+        try:
+            return await ch.send(Note())
+        finally:
+            await ch.aclose()
+
+    result = asyncio.run(go())
+    assert not result.ok and result.permanent and "loopback" in (result.error or "")
