@@ -18,6 +18,7 @@ from services.mediation.schemas import CaseCreate, TransitionIn
 from services.mediation.service import token_hash
 
 from . import i18n, lookups, views
+from . import office as office_pages
 from .pages import (
     CheckedForm,
     Maybe,
@@ -266,6 +267,7 @@ def case_data(web: Web, actor: Actor, case_id: str, lang: str) -> dict[str, Any]
         "notes": notes,
         "who": {label: views.actor_name(label, names, lang) for label in labels},
         "steps": [s for s in case["allowed_transitions"]],
+        "attachments": office_pages.attachments_for(web, actor, case_id),
         "danger": i18n.DANGER,
     }
 
