@@ -76,6 +76,7 @@ i18n.MESSAGES.update({
     "r_median": ("解决用时中位数（天）", "Median days to resolution"),
     "r_continuous": ("证据显示连续配送", "Evidence: continuous delivery"),
     "r_rejected_continuous": ("拒赔但证据显示连续配送", "Refused though the evidence shows continuous delivery"),
+    "r_table": ("各保险公司案件结果", "Outcomes per insurer"),
     "r_chart": ("各保险公司每月立案、同意与拒绝", "Cases opened, accepted and refused per insurer and month"),
     "r_none": ("所选期间没有案件。", "No cases in this period."),
 })
