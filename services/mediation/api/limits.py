@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 MIB = 1 << 20
 MULTIPART_SLACK = 256 << 10  # the form's other fields and boundaries around the file
-_ATTACH = re.compile(r"^/api/v1/cases/[^/]+/attachments/?$")
+_ATTACH = re.compile(r"^(/api/v1)?/cases/[^/]+/attachments/?$")  # the API's and the desk's upload
 
 
 class BodyLimits:
