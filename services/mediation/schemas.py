@@ -152,7 +152,6 @@ class CaseCorrection(Strict):
     def changes(self) -> dict[str, object]:
         """What was sent, nested, without ``reason`` (explicit nulls in the incident's location kept)."""
         out = self.model_dump(exclude_unset=True, exclude={"reason"})
-        for k in ("rider", "incident"):
-            if k in out and out[k] is None:
-                out.pop(k)
-        return out
+        # an explicit null changes nothing (no field entered at opening may be emptied), except the
+        # incident's location, which may be removed
+        return {k: v for k, v in out.items() if v is not None}

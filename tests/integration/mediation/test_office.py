@@ -332,3 +332,35 @@ def test_webhook_send_checks_the_address_again():
 
     result = asyncio.run(go())
     assert not result.ok and result.permanent and "loopback" in (result.error or "")
+
+
+def test_explicit_nulls_change_nothing(system):
+    """schemathesis found that ``"insurer_code": null`` in a correction was a 500."""
+    with system.client("mediator") as m:
+        cid = m.post("/api/v1/cases", json=case_body()).json()["case_id"]
+        r = m.patch(f"/api/v1/cases/{cid}", json={"insurer_code": None, "policy_number": None, "rider": None,
+                                                 "reason": "nothing"})
+        assert r.status_code == 200, r.text
+        assert r.json()["insurer_code"] == "PICC" and r.json()["policy_number"] == "PICC-2025-0001"
+
+
+def test_rider_status_names_the_office_and_locks_in_his_language(db_url, tmp_path):
+    env = {"XJ_OFFICES": "xiacheng=下城区人民调解委员会|0571-85000000", "XJ_TIMEZONE": "Asia/Shanghai"}
+    with running_system(tmp_path / "var", db_url, env=env) as s:
+        s.tokens = {"mediator": s.add_user("mediator", "王调解", office="xiacheng"),
+                    "insurer": s.add_user("insurer", "PICC", insurer="PICC")}
+        with s.client("mediator") as m, s.client() as public:
+            created = m.post("/api/v1/cases", json=case_body()).json()
+            number, code = created["case_number"], created["rider_access_code"]
+            st = public.get(f"/api/v1/status/{number}", params={"code": code}).json()
+            assert st["office"] == {"name": "下城区人民调解委员会", "phone": "0571-85000000"}
+            page = public.get("/status", params={"case": number.lower(), "code": code})
+            assert page.status_code == 200 and "下城区人民调解委员会" in page.text and "0571-85000000" in page.text
+            for k in range(10):
+                public.get(f"/api/v1/status/{number}", params={"code": f"{k:08d}"})
+            locked = public.get(f"/api/v1/status/{number}", params={"code": code})
+            assert locked.status_code == 429
+            body = locked.json()
+            assert body["lang"] == "zh" and "请于" in body["detail"] and body["until"].endswith("+08:00")
+            en = public.get(f"/api/v1/status/{number}", params={"code": code, "lang": "en"}).json()
+            assert "Try again after" in en["detail"] and "Asia/Shanghai" in en["detail"]
