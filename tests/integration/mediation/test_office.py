@@ -364,3 +364,15 @@ def test_rider_status_names_the_office_and_locks_in_his_language(db_url, tmp_pat
             assert body["lang"] == "zh" and "请于" in body["detail"] and body["until"].endswith("+08:00")
             en = public.get(f"/api/v1/status/{number}", params={"code": code, "lang": "en"}).json()
             assert "Try again after" in en["detail"] and "Asia/Shanghai" in en["detail"]
+
+
+def test_public_base_url_drives_the_links_in_messages_and_pages(db_url, tmp_path):
+    with running_system(tmp_path / "var", db_url, env={"XJ_PUBLIC_BASE_URL": "https://xj.example.org/"}) as s:
+        s.tokens = {"mediator": s.add_user("mediator", "王调解", office="xiacheng", email="wang@example.org"),
+                    "insurer": s.add_user("insurer", "PICC", insurer="PICC", email="claims@picc.example")}
+        with s.client("mediator") as m:
+            cid = m.post("/api/v1/cases", json=case_body()).json()["case_id"]
+            notes = wait_for(lambda: (n := m.get(f"/api/v1/cases/{cid}/notifications").json()) and len(n) >= 2 and n)
+        bodies = " ".join(str(n.get("body", "")) for n in notes)
+        assert "https://xj.example.org/" in bodies, bodies[:500]
+        assert "127.0.0.1" not in bodies and ":8000" not in bodies
