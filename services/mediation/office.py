@@ -50,9 +50,6 @@ logger = logging.getLogger(__name__)
 
 ATTACHMENT_LIMIT = 20 << 20
 KINDS = ("medical_report", "photo", "police_report", "other")
-# statuses from which the insurer sees a case's evidence (the mediator reviews first)
-INSURER_EVIDENCE = frozenset({Status.PROPOSAL_SENT, Status.INSURER_ACCEPTED, Status.INSURER_REJECTED,
-                              Status.RESOLVED, Status.CLOSED, Status.ESCALATED})
 UNCORRECTABLE = frozenset({Status.RESOLVED, Status.CLOSED})
 
 
@@ -294,7 +291,7 @@ class Office:
 
     def _readable(self, s: Session, actor: Actor, case_id: str) -> CaseRow:
         row = self.med._load(s, actor, case_id)
-        if actor.role is Role.INSURER and Status(row.status) not in INSURER_EVIDENCE:
+        if actor.role is Role.INSURER and not proposal_was_sent(s, row):
             raise Forbidden("the insurer sees attachments once the mediator has sent the proposal")
         if actor.role not in (Role.MEDIATOR, Role.INSURER, Role.SYSTEM):
             raise Forbidden("not allowed")
@@ -546,6 +543,15 @@ def chain_disagreements(row: CaseRow, hist: list[TransitionRow], entries: list[A
     if state is not None and row.status != state:
         problems.append(f"the case's status {row.status!r} differs from the one its audit chain ends in ({state!r})")
     return problems
+
+
+def proposal_was_sent(s: Session, row: CaseRow) -> bool:
+    """The mediator reviews first: the insurer sees evidence once the proposal went out (the case
+    is at proposal_sent, or has been there: answered, escalated afterwards, resolved...)."""
+    if row.status == Status.PROPOSAL_SENT.value:
+        return True
+    return s.exec(select(TransitionRow.id).where(TransitionRow.case_id == row.id,
+                                                 TransitionRow.to_status == Status.PROPOSAL_SENT.value)).first() is not None
 
 
 def attachment_entry(a: AttachmentRow) -> dict[str, Any]:

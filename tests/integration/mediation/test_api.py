@@ -172,6 +172,9 @@ def test_roles_against_every_endpoint(system):
         ("PUT", "/api/v1/insurers/PICC/webhook", {"url": "http://127.0.0.1:9/hook", "secret": "whsec_" + "A" * 32},
          {"mediator": {200}, "mediator_elsewhere": {200}}),
         ("POST", "/api/v1/feeds/gps", None, {"mediator": {200}, "mediator_elsewhere": {200}, "feed": {200}}),
+        ("PATCH", f"/api/v1/cases/{cid}", {"reason": "nothing to change"}, {"mediator": {200}}),
+        ("GET", f"/api/v1/cases/{cid}/attachments", None, {"mediator": {200}, "insurer": {403}}),
+        ("GET", "/api/v1/reports/insurers", None, {"mediator": {200}, "mediator_elsewhere": {200}}),
     ]
     for who in [None, "bogus", "mediator", "mediator_elsewhere", "insurer", "insurer_other", "feed"]:
         for method, path, body, allowed in calls:
