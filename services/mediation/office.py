@@ -31,7 +31,6 @@ from services.mediation.adapters.office_tables import (
     OverdueNoticeRow,
 )
 from services.mediation.adapters.tables import (
-    AuditRow,
     CaseRow,
     EvidenceRequestRow,
     InsurerRow,
@@ -39,7 +38,7 @@ from services.mediation.adapters.tables import (
     TransitionRow,
     UserRow,
 )
-from services.mediation.domain import lifecycle
+from services.mediation.domain import audit, lifecycle
 from services.mediation.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from services.mediation.domain.model import Actor, Role, Status
 from services.mediation.service import Mediation, aware, to_domain, token_hash
@@ -121,11 +120,6 @@ def _safe_name(name: str | None) -> str:
     name = (name or "attachment").replace("\\", "/").rsplit("/", 1)[-1]
     name = re.sub(r"[\x00-\x1f\x7f\"]", "", name).strip() or "attachment"
     return name[:200]
-
-
-def _phone_digits(text: str) -> str:
-    d = re.sub(r"\D", "", text)
-    return d[2:] if d.startswith("86") and len(d) == 13 else d
 
 
 @dataclass
@@ -489,27 +483,14 @@ class Office:
                 continue  # another scheduler raised it first
         return raised
 
-    # -------------------------------------------------------------- audit
 
-    def consistency(self, case_id: str) -> list[str]:
-        """Problems where the case's status or visible history disagree with its audit chain."""
-        with Session(self.engine) as s:
-            row = s.get(CaseRow, case_id)
-            if row is None:
-                return ["no such case"]
-            hist = list(s.exec(select(TransitionRow).where(TransitionRow.case_id == case_id)
-                               .order_by(TransitionRow.id)).all())  # type: ignore[arg-type]
-            entries = list(s.exec(select(AuditRow).where(AuditRow.case_id == case_id).order_by(AuditRow.seq)).all())  # type: ignore[arg-type]
-        return chain_disagreements(row, hist, entries)
-
-
-def chain_disagreements(row: CaseRow, hist: list[TransitionRow], entries: list[AuditRow]) -> list[str]:
+def chain_disagreements(row: CaseRow, hist: list[TransitionRow], entries: list[audit.Entry]) -> list[str]:
     """Replay the audit chain into the history it implies (each move's status and reason) and
     compare it with the visible history rows and the case's status."""
     implied: list[tuple[str, str]] = []
     state: str | None = None
     for e in sorted(entries, key=lambda x: x.seq):
-        data = orjson.loads(e.data)
+        data = e.data
         step: tuple[str, str] | None = None
         if e.action == "case_opened":
             step = (Status.OPENED.value, "case opened")
@@ -569,11 +550,6 @@ def report_csv(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
     return buf.getvalue()
-
-
-def phone_matches(query: str, phone: str) -> bool:
-    q = _phone_digits(query)
-    return len(q) >= 4 and q in _phone_digits(phone)
 
 
 def _plain(v: Any) -> Any:

@@ -484,8 +484,7 @@ class Mediation:
 
             hist = list(s.exec(select(TransitionRow).where(TransitionRow.case_id == case_id)
                                .order_by(TransitionRow.id)).all())  # type: ignore[arg-type]
-            raw = list(s.exec(select(AuditRow).where(AuditRow.case_id == case_id).order_by(AuditRow.seq)).all())  # type: ignore[arg-type]
-            problems.extend(chain_disagreements(row, hist, raw))
+            problems.extend(chain_disagreements(row, hist, entries))  # status and history against the chain
             return {"intact": not problems, "problems": problems,
                     "entries": [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "data": e.data,
                                  "hash": e.hash} for e in entries]}

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.mediation.domain.model import Status
-from services.mediation.office import configured_insurers, phone_matches, sniff
+from services.mediation.office import configured_insurers, sniff
 from services.mediation.settings import MediationSettings
 from services.notify.channels.ssrf import refused
 from services.notify.schedule import next_digest
@@ -63,8 +63,5 @@ def test_next_digest_hour_in_local_time():
     assert next_digest(now, "08:00", "Asia/Shanghai") == (now.date(), now)
 
 
-def test_insurer_list_and_phone_matching():
+def test_insurer_list():
     assert configured_insurers("PICC:中国人保, CPIC ,") == {"PICC": "中国人保", "CPIC": ""}
-    assert phone_matches("+86 138-0013-8000", "13800138000")
-    assert phone_matches("0013 8000", "138 0013 8000")
-    assert not phone_matches("12", "13800138000")
