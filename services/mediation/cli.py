@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     dis.add_argument("name", help="the account's name (or id)")
     rot = users.add_parser("rotate", help="a new token for an account (printed); the old one stops at once")
     rot.add_argument("name", help="the account's name (or id)")
+    atts = sub.add_parser("attachments", help="attached files").add_subparsers(dest="att_cmd", required=True)
+    prune = atts.add_parser("prune", help="retention: remove the files of cases closed more than DAYS ago "
+                                          "(a case not closed is never touched)")
+    prune.add_argument("--closed-days", type=float, required=True, metavar="DAYS")
     packets = sub.add_parser("packets", help="evidence packets").add_subparsers(dest="packets_cmd", required=True)
     ver = packets.add_parser("verify", help="check a packet's signature and hashes; exit 0 valid, 1 invalid")
     ver.add_argument("file")
@@ -78,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         _, token = med.add_user(role=Role(args.role), name=args.name, insurer_code=args.insurer, office=args.office,
                                 email=args.email)
         print(token)
+        return 0
+    if args.cmd == "attachments":
+        from datetime import UTC, datetime, timedelta
+
+        from services.mediation.office import Office
+
+        n, files = Office(med).prune_attachments(
+            closed_before=datetime.now(UTC) - timedelta(days=max(0.0, args.closed_days)))
+        print(f"{n} attachments of closed cases removed, {files} files")
         return 0
     if args.cmd == "audit":
         from services.mediation.domain.model import SYSTEM

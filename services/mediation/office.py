@@ -279,6 +279,37 @@ class Office:
         self.med._audit(s, row, "system:system", "packet_resigned",
                         {"packet_id": body["packet_id"], "sha256": digest, "replaces": old.id})
 
+    def prune_attachments(self, *, closed_before: datetime) -> tuple[int, int]:
+        """Retention: the attachments of cases closed before ``closed_before`` are removed (their
+        listing stays in the signed packets and the audit trail); a file's bytes go once no
+        remaining attachment refers to them. Cases not closed are never touched, whatever their age.
+        Answers (attachments removed, files removed)."""
+        removed = blobs = 0
+        with Session(self.engine) as s:
+            cases = list(s.exec(select(CaseRow.id).where(CaseRow.status == Status.CLOSED.value,
+                                                         CaseRow.status_since < closed_before)).all())
+        for case_id in cases:
+            with unit_of_work(self.engine) as s:
+                row = s.exec(select(CaseRow).where(CaseRow.id == case_id).with_for_update()).first()
+                if row is None or row.status != Status.CLOSED.value:
+                    continue
+                atts = list(s.exec(select(AttachmentRow).where(AttachmentRow.case_id == case_id)).all())
+                if not atts:
+                    continue
+                for a in atts:
+                    s.delete(a)
+                s.flush()
+                for digest in {a.sha256 for a in atts}:
+                    if s.exec(select(AttachmentRow.id).where(AttachmentRow.sha256 == digest)).first() is None:
+                        blob = s.get(BlobRow, digest)
+                        if blob is not None:
+                            s.delete(blob)
+                            blobs += 1
+                self.med._audit(s, row, "system:retention", "attachments_pruned",
+                                {"attachments": [a.id for a in atts], "closed_before": closed_before.isoformat()})
+                removed += len(atts)
+        return removed, blobs
+
     def attachments_for_packet(self, case_id: str) -> list[dict[str, Any]]:
         with Session(self.engine) as s:
             return self._listing(s, case_id)

@@ -103,3 +103,48 @@ def test_users_list_disable_rotate_take_effect_at_once(db_url, tmp_path):
         assert "disabled" in cli("users", "list", env=env).stdout
         missing = cli("users", "rotate", "nobody", env=env)
         assert missing.returncode == 1 and "no account" in missing.stderr
+
+
+def test_retention_never_touches_a_case_not_closed(db_url, tmp_path):
+    from services.mediation.adapters import migrate
+    from services.mediation.adapters.office_tables import AttachmentRow, BlobRow
+    from services.mediation.domain.model import Actor, Role, Status
+    from services.mediation.office import Office
+    from services.mediation.schemas import CaseCreate
+    from services.mediation.service import Mediation
+    from services.mediation.settings import MediationSettings
+    from shared.db import make_engine
+
+    env = {"XJ_DATABASE_URL": db_url, "XJ_DATA_DIR": str(tmp_path / "var")}
+    engine = make_engine(db_url)
+    try:
+        migrate.upgrade(engine)
+        med = Mediation(engine, MediationSettings(database_url=db_url, data_dir=tmp_path / "var"))
+        uid, _ = med.add_user(role=Role.MEDIATOR, name="m", office="o")
+        med.add_user(role=Role.INSURER, name="i", insurer_code="PICC")
+        actor = Actor(Role.MEDIATOR, uid, "m", None, "o")
+        office = Office(med)
+        pdf, own = b"%PDF-1.4 shared report\n", b"%PDF-1.4 only the closed case's\n"
+        ids = []
+        for close in (True, False):
+            row, _ = med.open_case(actor=actor, cmd=CaseCreate.model_validate(CASE))
+            office.add_attachment(actor=actor, case_id=row.id, data=pdf, filename="r.pdf", kind="medical_report",
+                                  description="")
+            if close:
+                office.add_attachment(actor=actor, case_id=row.id, data=own, filename="o.pdf", kind="other",
+                                      description="")
+                for to in (Status.WITHDRAWN, Status.CLOSED):
+                    med.transition(actor=actor, case_id=row.id, to=to, reason="done")
+            ids.append(row.id)
+        # closed today: a retention of 30 days keeps it
+        out = cli("attachments", "prune", "--closed-days", "30", env=env)
+        assert out.returncode == 0 and out.stdout.startswith("0 attachments"), out.stdout + out.stderr
+        out = cli("attachments", "prune", "--closed-days", "0", env=env)
+        assert out.returncode == 0 and out.stdout.startswith("2 attachments") and "1 files" in out.stdout
+        with Session(engine) as s:
+            left = s.exec(select(AttachmentRow)).all()
+            assert [a.case_id for a in left] == [ids[1]]  # the open case keeps its file
+            assert {b.sha256 for b in s.exec(select(BlobRow)).all()} == {left[0].sha256}
+        assert med.audit_trail(actor=actor, case_id=ids[0])["intact"]
+    finally:
+        engine.dispose()
