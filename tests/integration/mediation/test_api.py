@@ -241,5 +241,9 @@ def test_openapi_is_complete(system):
     for p in ["/api/v1/feeds/platform-events", "/api/v1/feeds/gps", "/api/v1/cases", "/api/v1/cases/{case_id}",
               "/api/v1/cases/{case_id}/evidence-requests", "/api/v1/cases/{case_id}/transitions",
               "/api/v1/cases/{case_id}/evidence-packet", "/api/v1/cases/{case_id}/insurer-response",
-              "/api/v1/status/{case_number}", "/api/v1/insurers/{code}/webhook"]:
+              "/api/v1/status/{case_number}", "/api/v1/insurers/{code}/webhook", "/api/v1/cases/{case_id}/attachments",
+              "/api/v1/cases/{case_id}/attachments/{attachment_id}", "/api/v1/reports/insurers"]:
         assert p in paths, p
+    assert "patch" in doc["paths"]["/api/v1/cases/{case_id}"]
+    upload = doc["paths"]["/api/v1/cases/{case_id}/attachments"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload
