@@ -118,3 +118,36 @@ def test_two_schedulers_one_overdue_case_one_notice_one_digest_line(db_url, tmp_
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_running_system_tells_the_mediator_once_and_the_digest_lists_it(db_url, tmp_path):
+    """The embedded system end to end: a case past its (configured) deadline gives the mediator one
+    overdue email, however many checks pass; `python -m services.notify digest` then records one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from services.embedded import running_system, wait_for
+
+    env = {"XJ_DEADLINE_OPENED_H": "0.0003", "XJ_OVERDUE_CHECK_S": "0.2"}
+    with running_system(tmp_path / "var", db_url, env=env) as s:
+        s.tokens = {"mediator": s.add_user("mediator", "王调解", office="xiacheng", email="wang@example.org"),
+                    "insurer": s.add_user("insurer", "PICC", insurer="PICC")}
+        with s.client("mediator") as m:
+            created = m.post("/api/v1/cases", json=CASE).json()
+            cid = created["case_id"]
+
+            def overdue_mails():
+                notes = m.get(f"/api/v1/cases/{cid}/notifications").json()
+                return [n for n in notes if n.get("template") == "mediator_case_overdue"] or None
+
+            first = wait_for(overdue_mails, timeout=20)
+            time.sleep(1.5)  # several more checks
+            assert len(overdue_mails()) == len(first) == 1
+            assert m.get(f"/api/v1/cases/{cid}").json()["overdue"] is True
+        root = Path(__file__).resolve().parents[3]
+        out = subprocess.run([sys.executable, "-m", "services.notify", "digest"], cwd=root, capture_output=True,
+                             text=True, timeout=120, env={**os.environ, "XJ_DATABASE_URL": db_url,
+                                                          "XJ_DATA_DIR": str(s.data_dir)})
+        assert "1 recorded" in out.stdout, out.stdout + out.stderr
