@@ -112,3 +112,33 @@ def test_report_page(browser: Any, system: System, shot: Any) -> None:
     path = shot(m, "office-report")
     assert path.stat().st_size > 10_000
     m.context.close()
+
+
+def test_insurer_portal_shows_attachments_from_proposal_sent(browser: Any, system: System) -> None:
+    from playwright.sync_api import expect
+
+    s = system
+    created = open_case_api(s)
+    cid = created["case_id"]
+    with s.client("mediator") as api:
+        r = api.post(f"/api/v1/cases/{cid}/attachments", data={"kind": "medical_report"},
+                     files={"file": ("诊断证明.pdf", PDF, "application/pdf")})
+        assert r.status_code == 201
+    ins = sign_in(browser, s, "insurer", start="/insurer/")
+    ins.goto(f"/insurer/cases/{cid}")
+    expect(ins.locator("#attachment-list")).to_have_count(0)
+    assert ins.request.get(f"/cases/{cid}/attachments/{r.json()['attachment_id']}").status in (403, 404)
+    with s.client("mediator") as api:
+        for to in ("escalated", "under_review", "proposal_sent"):
+            assert api.post(f"/api/v1/cases/{cid}/transitions", json={"to": to, "reason": "x"}).status_code == 200
+    ins.reload()
+    expect(ins.locator("#attachment-list tbody tr")).to_have_count(1)
+    with ins.expect_download() as dl:
+        ins.get_by_role("link", name="诊断证明.pdf").click()
+    assert Path(dl.value.path()).read_bytes() == PDF
+    # the rider's page: nothing of it
+    page = ins.context.browser.new_page(base_url=s.base_url)
+    page.goto(f"/status?case={created['case_number']}&code={created['rider_access_code']}")
+    assert "诊断证明" not in page.content() and "附件" not in page.inner_text("main")
+    page.close()
+    ins.context.close()
