@@ -198,7 +198,20 @@ def _raw(system, head: bytes) -> bytes:
     u = urlsplit(system.base_url)
     with socket.create_connection((u.hostname, u.port), timeout=10) as sock:
         sock.sendall(head)
-        return sock.recv(400)
+        got = b""
+        while b"\r\n\r\n" not in got or len(got.split(b"\r\n\r\n", 1)[1]) < _length(got):
+            chunk = sock.recv(4096)  # the head and the body may come in separate segments
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def _length(response: bytes) -> int:
+    for line in response.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 0
 
 
 def test_body_limits_per_door(system):
