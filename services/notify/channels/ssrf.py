@@ -7,8 +7,10 @@ check (tests, a claims system on the same private network)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..domain.errors import WebhookConfigError
@@ -74,3 +76,28 @@ async def acheck_target(url: str, *, allow_private: bool = False) -> str | None:
     except WebhookConfigError as e:
         return str(e)
     return None
+
+
+class GuardedResolver:
+    """An aiohttp resolver that refuses refused addresses at connect time: the address checked is
+    the address connected to, so a name re-pointed between the check and the send (DNS rebinding)
+    cannot reach a private host. TLS still verifies the certificate against the name."""
+
+    def __init__(self) -> None:
+        self._inner: Any = None  # made inside the running loop, on first use
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[Any]:
+        if self._inner is None:
+            from aiohttp.resolver import DefaultResolver
+
+            self._inner = DefaultResolver()
+        found = await self._inner.resolve(host, port, family)
+        for r in found:
+            why = refused(ipaddress.ip_address(str(r["host"]).split("%")[0]))
+            if why is not None:
+                raise OSError(errno.EACCES, f"{host!r} resolves to {r['host']}, {why}: refused")
+        return found
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()

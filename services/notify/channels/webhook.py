@@ -13,7 +13,7 @@ from ..domain.model import DeliveryResult, InsurerChannel, Notification
 from ..domain.ports import InsurerDirectory
 from . import signing
 from .http import HttpPoster
-from .ssrf import acheck_target
+from .ssrf import GuardedResolver, acheck_target
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ class WebhookChannel:
         self.clock = clock
         self.ttl = directory_ttl
         self._cache: dict[str, tuple[float, InsurerChannel | None]] = {}
-        self.http = HttpPoster(timeout=timeout, max_connections=max_connections)
+        self.http = HttpPoster(timeout=timeout, max_connections=max_connections,
+                               resolver=None if allow_private else GuardedResolver())
 
     async def _target(self, code: str) -> InsurerChannel | None:
         hit = self._cache.get(code)

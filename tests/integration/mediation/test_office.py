@@ -389,3 +389,58 @@ def test_public_base_url_drives_the_links_in_messages_and_pages(db_url, tmp_path
         bodies = " ".join(str(n.get("body", "")) for n in notes)
         assert "https://xj.example.org/" in bodies, bodies[:500]
         assert "127.0.0.1" not in bodies and ":8000" not in bodies
+
+
+def test_webhook_connection_is_checked_where_it_connects(monkeypatch):
+    """DNS rebinding: the name passed the check, then points at loopback when the connection is
+    made. The connector's resolver refuses it, and nothing reaches the loopback receiver."""
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from services.notify.channels import webhook as webhook_module
+    from services.notify.channels.webhook import WebhookChannel
+    from services.notify.domain.model import InsurerChannel
+
+    hits: list[str] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    async def passed(url, *, allow_private=False):
+        return None  # as if the name had resolved to a public address a moment ago
+
+    monkeypatch.setattr(webhook_module, "acheck_target", passed)
+
+    class Directory:
+        def get(self, code):
+            return InsurerChannel(code=code, webhook_url=f"http://localhost:{port}/hook",
+                                  secrets=("whsec_" + "A" * 32,))
+
+    class Note:
+        recipient, id, body = "PICC", "n1", "{}"
+
+    async def go(allow):
+        ch = WebhookChannel(Directory(), allow_private=allow)
+        try:
+            return await ch.send(Note())
+        finally:
+            await ch.aclose()
+
+    try:
+        refused = asyncio.run(go(False))
+        assert not refused.ok and "loopback" in refused.error and hits == []
+        allowed = asyncio.run(go(True))  # XJ_WEBHOOK_ALLOW_PRIVATE=1: the same send goes through
+        assert allowed.ok and hits == ["/hook"]
+    finally:
+        server.shutdown()
