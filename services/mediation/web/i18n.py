@@ -38,7 +38,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cases": ("案件", "Cases"),
     "new_case": ("新建案件", "New case"),
     "search": ("搜索", "Search"),
-    "search_help": ("案件编号、骑手姓名或编号、理赔号、保单号", "case number, rider name or id, claim, policy"),
+    "search_help": ("案件编号、骑手姓名、编号或手机号、理赔号、保单号", "case number, rider name, id or phone, claim, policy"),
     "status": ("状态", "Status"),
     "any": ("全部", "Any"),
     "insurer": ("保险公司", "Insurer"),
