@@ -516,9 +516,11 @@ class Office:
 
 
 def chain_disagreements(row: CaseRow, hist: list[TransitionRow], entries: list[audit.Entry]) -> list[str]:
-    """Replay the audit chain into the history it implies (each move's status and reason) and
-    compare it with the visible history rows and the case's status."""
-    implied: list[tuple[str, str]] = []
+    """Replay the audit chain into the history it implies (each status move with its reason, each
+    correction's text) and compare it with the visible history rows and the case's status. History
+    rows that are neither (other notes kept in the history) are left to their own checks."""
+    moves: list[tuple[str, str]] = []
+    corrections: list[str] = []
     state: str | None = None
     for e in sorted(entries, key=lambda x: x.seq):
         data = e.data
@@ -537,21 +539,26 @@ def chain_disagreements(row: CaseRow, hist: list[TransitionRow], entries: list[a
         elif e.action == "evidence_failed" and state == Status.EVIDENCE_REQUESTED.value:
             step = (Status.OPENED.value, f"no evidence: {data.get('reason')}")
         elif e.action == "case_corrected" and "history" in data:
-            implied.append((state or "", str(data["history"])))
+            corrections.append(str(data["history"]))
             if data.get("moved_to"):
                 step = (str(data["moved_to"]), "evidence request superseded by a correction")
         if step is not None:
-            implied.append(step)
+            moves.append(step)
             state = step[0]
-    visible = [(h.to_status, h.reason or "") for h in hist]
+    seen_moves = [(h.to_status, h.reason or "") for h in hist if h.from_status is None or h.from_status != h.to_status]
+    seen_corrections = [h.reason or "" for h in hist
+                        if h.from_status == h.to_status and (h.reason or "").startswith("corrected (")]
     problems: list[str] = []
-    for i, (seen, want) in enumerate(zip(visible, implied, strict=False)):
+    for i, (seen, want) in enumerate(zip(seen_moves, moves, strict=False)):
         if seen != want:
-            problems.append(f"history row {i + 1} reads {seen[0]!r} ({_short(seen[1])}) but the audit chain "
+            problems.append(f"history move {i + 1} reads {seen[0]!r} ({_short(seen[1])}) but the audit chain "
                             f"records {want[0]!r} ({_short(want[1])})")
             break
-    if len(visible) != len(implied):
-        problems.append(f"history has {len(visible)} rows, the audit chain implies {len(implied)}")
+    if len(seen_moves) != len(moves):
+        problems.append(f"history shows {len(seen_moves)} status moves, the audit chain {len(moves)}")
+    if seen_corrections != corrections:
+        problems.append(f"history shows corrections that differ from the audit chain's ({len(seen_corrections)} "
+                        f"against {len(corrections)})")
     if state is not None and row.status != state:
         problems.append(f"the case's status {row.status!r} differs from the one its audit chain ends in ({state!r})")
     return problems

@@ -47,7 +47,7 @@ def test_audit_verify_catches_edited_history_and_status(db_url, tmp_path):
         med.add_user(role=Role.INSURER, name="i", insurer_code="PICC")
         actor = Actor(Role.MEDIATOR, uid, "m", None, "o")
         ids = {}
-        for kind in ("intact", "history edited", "status edited", "reason edited"):
+        for kind in ("intact", "history edited", "status edited", "reason edited", "correction edited"):
             row, _ = med.open_case(actor=actor, cmd=CaseCreate.model_validate(CASE))
             med.transition(actor=actor, case_id=row.id, to=Status.ESCALATED, reason="to the district")
             Office(med).correct_case(actor=actor, case_id=row.id, changes={"claim_number": "C-2"}, reason="typo")
@@ -68,12 +68,16 @@ def test_audit_verify_catches_edited_history_and_status(db_url, tmp_path):
                                                    TransitionRow.from_status == "opened")).one()
             r.reason = "the insurer asked for it"
             s.add(r)
+            k = s.exec(select(TransitionRow).where(TransitionRow.case_id == ids["correction edited"],
+                                                   TransitionRow.reason.like("corrected (%"))).one()
+            k.reason = k.reason.replace("C-2", "C-3")
+            s.add(k)
             s.commit()
         out = cli("audit", "verify", env=env)
         assert out.returncode == 1, out.stdout + out.stderr
         named = {k for k, cid in ids.items() if f"{cid}: " in out.stdout}
-        assert named == {"history edited", "status edited", "reason edited"}, out.stdout
-        assert "1 intact, 3 altered" in out.stdout
+        assert named == {"history edited", "status edited", "reason edited", "correction edited"}, out.stdout
+        assert "1 intact, 4 altered" in out.stdout
     finally:
         engine.dispose()
 
