@@ -109,6 +109,10 @@ def test_report_page(browser: Any, system: System, shot: Any) -> None:
     assert picc[0].strip() == "PICC" and int(picc[2]) >= 1 and int(picc[3]) >= 2
     expect(m.locator("#report-chart rect").first).to_be_visible()
     assert m.locator("#report-chart rect").count() >= 6
+    with m.expect_download() as dl:
+        m.get_by_role("link", name="导出 CSV").click()
+    csv_text = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert csv_text.startswith("insurer_code,opened,") and "\nPICC," in csv_text
     path = shot(m, "office-report")
     assert path.stat().st_size > 10_000
     m.context.close()

@@ -135,6 +135,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/cases/{case_id}/attachments"): Rule({"mediator": {303}}, web=True),
     ("GET", "/cases/{case_id}/attachments/{attachment_id}"): Rule({"mediator": {200}, "insurer_a": {403}}, web=True),
     ("GET", "/reports"): Rule({"mediator": {200}}, web=True),
+    ("GET", "/reports.csv"): Rule({"mediator": {200}}, web=True),
 }
 
 

@@ -24,6 +24,7 @@ from services.mediation.office import (
     Office,
     TooLarge,
     UnknownInsurer,
+    report_csv,
 )
 from services.mediation.schemas import CaseCorrection
 
@@ -162,11 +163,19 @@ def make_router(web: Web) -> APIRouter:
         start, end = _day(request.query_params.get("from")), _day(request.query_params.get("to"))
         rows = await run_in_threadpool(office.report, actor=actor, start=start, end=end)
         monthly = await run_in_threadpool(office.report_monthly, actor=actor, start=start, end=end)
-        csv_url = "/api/v1/reports/insurers?format=csv" + "".join(
-            f"&{k}={v.isoformat()}" for k, v in (("from", start), ("to", end)) if v)
+        csv_url = "/reports.csv" + "".join(
+            f"{'&' if i else '?'}{k}={v.isoformat()}"
+            for i, (k, v) in enumerate((k, v) for k, v in (("from", start), ("to", end)) if v))
         return web.render(request, "reports.html", {
             "rows": rows, "chart": chart_svg(monthly, lang), "from": start.isoformat() if start else "",
             "to": end.isoformat() if end else "", "csv_url": csv_url})
+
+    @r.get("/reports.csv")
+    async def reports_csv(request: Request, actor: MediatorUser) -> Response:
+        start, end = _day(request.query_params.get("from")), _day(request.query_params.get("to"))
+        rows = await run_in_threadpool(office.report, actor=actor, start=start, end=end)
+        return Response(report_csv(rows), media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": 'attachment; filename="insurers.csv"'})
 
     return r
 
