@@ -595,5 +595,5 @@ def _plain(v: Any) -> Any:
 
 
 def _short(v: Any) -> str:
-    t = "∅" if v is None else str(v)
+    t = "∅" if v is None else ("true" if v is True else "false" if v is False else str(v))
     return t if len(t) <= 60 else t[:57] + "…"

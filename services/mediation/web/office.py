@@ -33,6 +33,7 @@ from .pages import CheckedForm, MediatorUser, SignInRequired, Web, route_class
 
 i18n.MESSAGES.update({
     "attachments": ("附件", "Attachments"),
+    "file": ("文件", "File"),
     "no_attachments": ("暂无附件。", "No attachments yet."),
     "attach": ("上传附件", "Attach a file"),
     "attach_file": ("文件（PDF、JPEG、PNG 或 HEIC，最大 20 MiB）", "File (PDF, JPEG, PNG or HEIC, at most 20 MiB)"),
@@ -48,6 +49,7 @@ i18n.MESSAGES.update({
     "flash_bad_file": ("文件未保存：只接受 PDF、JPEG、PNG 或 HEIC（按文件内容判断），最大 20 MiB。",
                        "Not saved: only PDF, JPEG, PNG or HEIC (judged by content), at most 20 MiB."),
     "correct": ("更正案件信息", "Correct the case"),
+    "history_corrected": ("信息更正", "Corrected"),
     "correct_help": ("只修改录入有误的内容；每项更改连同原值、新值和原因记入案件历史和审计记录。",
                      "Change only what was entered wrongly; each change goes into the history and the audit "
                      "trail with its old and new value and the reason."),
