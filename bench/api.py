@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                                   capture_output=True, text=True).stdout.strip()
 
         token = cli("users", "add", "--role", "mediator", "--name", "bench")
+        cli("users", "add", "--role", "insurer", "--name", "bench insurer", "--insurer", "PICC")
         auth = {"Authorization": f"Bearer {token}"}
         created = httpx.post(f"{base}/api/v1/cases", headers=auth, json={
             "rider": {"id": "R1", "name": "李明", "phone": "13800138000"}, "insurer_code": "PICC",

@@ -84,6 +84,10 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
         mediation = container.mediation
         runtime.subscribe(mediation, bus, settings.key_dir, container.poke, mediation.settings.mediation_group)
         tasks.append(asyncio.create_task(runtime.relay_outbox(mediation, bus, container.poke, stop), name="relay"))
+        from services.mediation import scheduler
+        from services.mediation.office import Office
+
+        tasks.append(asyncio.create_task(scheduler.run(Office(mediation), container.poke, stop), name="overdue"))
         config = uvicorn.Config(app, host="127.0.0.1", port=port or settings.http_port, log_level="warning",
                                 access_log=False)
         server = uvicorn.Server(config)

@@ -77,3 +77,8 @@ def fresh_database(tmp_path: Path) -> Iterator[Callable[[str], str]]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, fresh_database: Callable[[str], str]) -> str:
     return fresh_database(request.param)
+
+
+# Tests post webhooks to receivers on 127.0.0.1: the SSRF guard (services/notify/channels/ssrf.py)
+# is lifted for them, in this process and the processes it starts; the SSRF tests turn it on.
+os.environ.setdefault("XJ_WEBHOOK_ALLOW_PRIVATE", "1")

@@ -21,6 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--insurer", help="insurer code (insurer accounts)")
     add.add_argument("--office", help="the mediator's office")
     add.add_argument("--email")
+    users.add_parser("list", help="every account: name, role, insurer, office, email, active")
+    dis = users.add_parser("disable", help="disable an account; its token stops working at once")
+    dis.add_argument("name", help="the account's name (or id)")
+    rot = users.add_parser("rotate", help="a new token for an account (printed); the old one stops at once")
+    rot.add_argument("name", help="the account's name (or id)")
+    atts = sub.add_parser("attachments", help="attached files").add_subparsers(dest="att_cmd", required=True)
+    prune = atts.add_parser("prune", help="retention: remove the files of cases closed more than DAYS ago "
+                                          "(a case not closed is never touched)")
+    prune.add_argument("--closed-days", type=float, required=True, metavar="DAYS")
     packets = sub.add_parser("packets", help="evidence packets").add_subparsers(dest="packets_cmd", required=True)
     ver = packets.add_parser("verify", help="check a packet's signature and hashes; exit 0 valid, 1 invalid")
     ver.add_argument("file")
@@ -48,12 +57,40 @@ def main(argv: list[str] | None = None) -> int:
     from services.mediation.service import Mediation
 
     med = Mediation(engine, settings)
+    if args.cmd == "users" and args.users_cmd != "add":
+        from services.mediation.domain.errors import DomainError
+        from services.mediation.office import Office
+
+        office = Office(med)
+        try:
+            if args.users_cmd == "list":
+                for u in office.list_users():
+                    print(f"{u['name']}\t{u['role']}\t{u['insurer_code'] or '-'}\t{u['office']}\t{u['email'] or '-'}\t"
+                          f"{'active' if u['active'] else 'disabled'}\t{u['id']}")
+            elif args.users_cmd == "disable":
+                office.disable_user(args.name)
+                print(f"{args.name}: disabled", file=sys.stderr)
+            else:
+                print(office.rotate_user(args.name))
+        except DomainError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        return 0
     if args.cmd == "users":
         if args.role == "insurer" and not args.insurer:
             ap.error("--insurer CODE is required for an insurer account")
         _, token = med.add_user(role=Role(args.role), name=args.name, insurer_code=args.insurer, office=args.office,
                                 email=args.email)
         print(token)
+        return 0
+    if args.cmd == "attachments":
+        from datetime import UTC, datetime, timedelta
+
+        from services.mediation.office import Office
+
+        n, files = Office(med).prune_attachments(
+            closed_before=datetime.now(UTC) - timedelta(days=max(0.0, args.closed_days)))
+        print(f"{n} attachments of closed cases removed, {files} files")
         return 0
     if args.cmd == "audit":
         from services.mediation.domain.model import SYSTEM

@@ -67,6 +67,12 @@ def packet_for(mediation: Mediation, ev: AssessmentReady, key_dir: Any) -> dict[
     body = build_packet(packet_id=str(uuid.uuid4()), created_at=mediation.clock(), case=case,
                         assessment=ev.assessment, coverage=finding(row.product, phase, ev.assessment).as_dict(),
                         timeline=ev.timeline, orders=ev.orders, track=ev.track, window=ev.window, tz=tz)
+    from services.mediation.office import Office
+    from services.mediation.packet.canonical import manifest_for
+
+    # the attachments (name, kind, size, SHA-256, who, when) inside the signed case section
+    body["case"]["attachments"] = Office(mediation).attachments_for_packet(ev.case_id)
+    body["manifest"] = manifest_for(body)
     return KeyRing(key_dir).sign(body)
 
 

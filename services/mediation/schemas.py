@@ -114,3 +114,48 @@ class WebhookIn(Strict):
     url: Annotated[str, Field(pattern=r"^https?://", max_length=500)]
     secret: Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$", max_length=200)]
 
+
+# ------------------------------------------------------------------ corrections (PATCH /cases/{id})
+
+class RiderPatch(Strict):
+    id: Short | None = None
+    name: Short | None = None
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{5,19}$")
+    lang: Literal["zh", "en"] | None = None
+
+
+class IncidentPatch(Strict):
+    at: datetime | None = None
+    location: Place | None = None
+    description: Text | None = None
+    injury: Annotated[str, Field(max_length=500)] | None = None
+
+    _at = field_validator("at")(_plausible)
+
+
+class CaseCorrection(Strict):
+    """Only the fields sent are changed; ``reason`` says why."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    rider: RiderPatch | None = None
+    insurer_code: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+    policy_number: Ref | None = None
+    claim_number: Ref | None = None
+    incident: IncidentPatch | None = None
+    denial_reason: Text | None = None
+    consent: ConsentIn | None = None
+    product: str | None = None
+
+    @field_validator("product")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None and v not in PRODUCTS:
+            raise ValueError(f"unknown product; expected one of {', '.join(PRODUCTS)}")
+        return v
+
+    def changes(self) -> dict[str, object]:
+        """What was sent, nested, without ``reason`` (explicit nulls in the incident's location kept)."""
+        out = self.model_dump(exclude_unset=True, exclude={"reason"})
+        # an explicit null changes nothing (no field entered at opening may be emptied), except the
+        # incident's location, which may be removed
+        return {k: v for k, v in out.items() if v is not None}

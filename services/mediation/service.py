@@ -89,6 +89,7 @@ class Mediation:
     # wrong access codes per client (address) and the clients locked for guessing (this process's)
     _client_failures: dict[str, list[datetime]] = field(default_factory=dict, repr=False)
     _client_locks: dict[str, datetime] = field(default_factory=dict, repr=False)
+    _cred_mark: int = field(default=-1, repr=False)
 
     def _cached(self, key: tuple[str, ...]) -> Any | None:
         hit = self._reads.get(key)
@@ -116,16 +117,36 @@ class Mediation:
                 s.add(InsurerRow(code=insurer_code, name=name, email=email))
         return uid, token
 
+    def forget_credentials(self) -> None:
+        """A token was disabled or rotated: forget remembered tokens here, and tell every process
+        sharing XJ_DATA_DIR (they look at the stamp's time before trusting their memory)."""
+        self._auth_cache.clear()
+        self._reads.clear()
+        stamp = self.settings.data_dir / "credentials.stamp"
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(str(time.time_ns()))
+
+    def _credentials_current(self) -> None:
+        try:
+            mark = (self.settings.data_dir / "credentials.stamp").stat().st_mtime_ns
+        except OSError:
+            mark = 0
+        if mark != self._cred_mark:
+            self._auth_cache.clear()
+            self._reads.clear()
+            self._cred_mark = mark
+
     def remembered_actor(self, token: str) -> Actor | None:
         """The account of a token checked within the last few seconds, without touching the database
         (None: not known; ask :meth:`authenticate`)."""
+        self._credentials_current()
         hit = self._auth_cache.get(token_hash(token))
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def remembered_status(self, case_number: str, code: str, client: str | None = None) -> dict[str, Any] | None:
         if client is not None and client in self._client_locks:
             return None  # rider_status decides (and refuses while the client is locked)
-        hit = self._cached(("status", case_number[:64], token_hash(code)))
+        hit = self._cached(("status", case_number[:64].upper(), token_hash(code)))
         return dict(hit) if hit is not None else None
 
     def remembered_case(self, actor: Actor, case_id: str) -> dict[str, Any] | None:
@@ -137,6 +158,7 @@ class Mediation:
         (``auth_cache_s``): a deactivated token stops working within that time."""
         h = token_hash(token)
         now = time.monotonic()
+        self._credentials_current()
         hit = self._auth_cache.get(h)
         if hit is not None and hit[0] > now:
             return hit[1]
@@ -160,13 +182,15 @@ class Mediation:
             loc = (float(la), float(lo))
         code = "".join(secrets.choice("0123456789") for _ in range(8))
         with unit_of_work(self.engine) as s:
-            insurer = s.get(InsurerRow, cmd.insurer_code)
+            from services.mediation.office import find_insurer
+
+            insurer = find_insurer(s, cmd.insurer_code, self.settings.insurers)  # UnknownInsurer: 422
             product = cmd.product or (insurer.default_product if insurer else DEFAULT_PRODUCT)
             mediator = s.get(UserRow, actor.id)
             row = CaseRow(
                 id=str(uuid.uuid4()), case_number=self._new_number(s), status=Status.OPENED.value,
                 rider_id=cmd.rider.id, rider_name=cmd.rider.name, rider_phone=cmd.rider.phone, rider_lang=cmd.rider.lang,
-                insurer_code=cmd.insurer_code, policy_number=cmd.policy_number, claim_number=cmd.claim_number,
+                insurer_code=insurer.code, policy_number=cmd.policy_number, claim_number=cmd.claim_number,
                 product=product, incident_at=self._aware(cmd.incident.at),
                 incident_lat=loc[0] if loc else None, incident_lon=loc[1] if loc else None,
                 incident_description=cmd.incident.description, injury=cmd.incident.injury,
@@ -177,7 +201,7 @@ class Mediation:
                 access_code_hash=token_hash(code), created_at=now, status_since=now,
             )
             case = to_domain(row)
-            row.due_at = deadlines.due_at(case)
+            row.due_at = deadlines.due_at(case, self.settings.deadline_hours())
             s.add(row)
             s.add(TransitionRow(case_id=row.id, at=now, actor=actor.label, from_status=None, to_status=row.status,
                                 reason="case opened"))
@@ -236,12 +260,20 @@ class Mediation:
             if status:
                 stmt = stmt.where(CaseRow.status == status)
             if insurer:
-                stmt = stmt.where(CaseRow.insurer_code == insurer)
+                stmt = stmt.where(func.upper(CaseRow.insurer_code) == insurer.upper())
             if q:
-                like = f"%{q}%"
-                stmt = stmt.where(or_(CaseRow.case_number.like(like), CaseRow.rider_name.like(like),  # type: ignore[attr-defined]
-                                      CaseRow.claim_number.like(like), CaseRow.policy_number.like(like),  # type: ignore[attr-defined]
-                                      CaseRow.rider_id.like(like)))  # type: ignore[attr-defined]
+                like = f"%{q.upper()}%"
+                cols = (CaseRow.case_number, CaseRow.rider_name, CaseRow.claim_number, CaseRow.policy_number,
+                        CaseRow.rider_id)
+                conds = [func.upper(c).like(like) for c in cols]
+                digits = "".join(ch for ch in q if ch.isdigit())
+                if len(digits) >= 4:  # a phone number however it is written: +86 138-0013-8000
+                    digits = digits[2:] if digits.startswith("86") and len(digits) == 13 else digits
+                    bare = CaseRow.rider_phone
+                    for ch in (" ", "-", "+", "(", ")"):
+                        bare = func.replace(bare, ch, "")
+                    conds.append(bare.like(f"%{digits}%"))  # type: ignore[union-attr]
+                stmt = stmt.where(or_(*conds))
             if overdue is True:
                 stmt = stmt.where(CaseRow.due_at != None, CaseRow.due_at < now)  # noqa: E711
             elif overdue is False:
@@ -262,6 +294,7 @@ class Mediation:
             case = to_domain(row)
             moved, events = lifecycle.transition(case, Status.EVIDENCE_REQUESTED, actor, "evidence requested", now)
             rid = str(uuid.uuid4())
+            row.evidence_stale = False
             s.add(EvidenceRequestRow(id=rid, case_id=row.id, requested_at=now))
             self._apply(s, row, moved, actor)
             self._audit(s, row, actor.label, "evidence_requested", {"request_id": rid})
@@ -417,7 +450,7 @@ class Mediation:
         The common case (right code, no earlier failures) is one indexed read and no write."""
         now = self.clock()
         self._check_client(client, now)
-        number = case_number[:64]
+        number = case_number[:64].upper()  # case numbers are upper case; a rider may type them lower
         key = ("status", number, token_hash(code))
         hit = self._cached(key)
         if hit is not None:
@@ -425,8 +458,8 @@ class Mediation:
         c, a = CaseRow.__table__.c, StatusAttemptRow.__table__.c  # type: ignore[attr-defined]
         with self.engine.connect() as conn:
             found = conn.execute(
-                sa_select(c.access_code_hash, c.status, c.status_since, c.due_at, c.id, c.rider_lang, a.failures,
-                          a.locked_until, c.assessment_phase)
+                sa_select(c.access_code_hash, c.status, c.status_since, c.due_at, c.id, c.rider_lang, c.office,
+                          a.failures, a.locked_until, c.assessment_phase)
                 .select_from(CaseRow.__table__.outerjoin(StatusAttemptRow.__table__,  # type: ignore[attr-defined]
                                                          a.case_number == c.case_number))
                 .where(c.case_number == number)).first()
@@ -438,7 +471,8 @@ class Mediation:
             return dict(self._remember(key, {
                 "case_number": number, "status": found.status, "updated_at": aware(found.status_since),
                 "deadline": aware(found.due_at) if found.due_at else None, "case_id": found.id,
-                "lang": found.rider_lang, "phase": found.assessment_phase}))
+                "lang": found.rider_lang, "phase": found.assessment_phase,
+                "office": self.settings.office_contact(found.office)}))
         with unit_of_work(self.engine) as s:
             att = s.get(StatusAttemptRow, number)
             if att is not None and att.locked_until is not None and aware(att.locked_until) > now:
@@ -490,6 +524,11 @@ class Mediation:
                 problems.append(f"the trail ends at entry {entries[-1].seq} but the case records {row.audit_seq}: "
                                 "entries were removed")
             shared = self._shared_packets(s, row) if actor.role is Role.INSURER else None
+            from services.mediation.office import chain_disagreements
+
+            hist = list(s.exec(select(TransitionRow).where(TransitionRow.case_id == case_id)
+                               .order_by(TransitionRow.id)).all())  # type: ignore[arg-type]
+            problems.extend(chain_disagreements(row, hist, entries))  # status and history against the chain
             return {"intact": not problems, "problems": problems,
                     "entries": [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action,
                                  "data": e.data if shared is None else _insurer_audit_data(e.action, e.data, shared),
@@ -507,7 +546,7 @@ class Mediation:
         rec = moved.history[-1]
         row.status = moved.status.value
         row.status_since = rec.at
-        row.due_at = deadlines.due_at(moved)
+        row.due_at = deadlines.due_at(moved, self.settings.deadline_hours())
         row.version += 1
         s.add(row)
         s.add(TransitionRow(case_id=row.id, at=rec.at, actor=rec.actor,
@@ -578,6 +617,7 @@ class Mediation:
                          "current": p.id == (row.sent_packet_id if insurer else row.packet_id),
                          "sent_to_insurer": p.id == row.sent_packet_id,
                          "sent_at": aware(p.sent_at) if p.sent_at else None} for p in packets],
+            "evidence_stale": bool(row.evidence_stale),
             "allowed_transitions": [s.value for s in lifecycle.allowed(Status(row.status), actor.role)],
             "history": [self._history_entry(h, shared if insurer else None) for h in hist],
         })

@@ -40,9 +40,14 @@ async def worker(settings: NotifySettings) -> int:
     app = wire(bus, engine, settings)  # subscribed before the bus starts
     await bus.start()
     logger.info("notify worker running", extra={"bus": settings.bus, "smtp": settings.smtp_host})
+    from .schedule import daily_digest
+
+    daily = asyncio.create_task(daily_digest(lambda day: app.recorder.record_digests(day=day), app.dispatcher.wake,
+                                             settings, stop))
     try:
         await app.dispatcher.run(stop)
     finally:
+        daily.cancel()
         await app.aclose()
         await bus.stop()
         engine.dispose()
@@ -106,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             n = store.replay(args.id, now=datetime.now(UTC))
             print(f"{n.id} {n.state}")
         elif args.cmd == "webhook":
+            from .channels.ssrf import check_target
+
+            check_target(args.url, allow_private=settings.webhook_allow_private)
             info = set_webhook(engine, args.code, args.url, args.secret)
             print(f"{info['code']} {info['url']} ({info['secrets']} valid secrets)")
     except NotifyError as e:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.config import Settings
 
@@ -15,7 +15,9 @@ class NotifySettings(Settings):
     smtp_password: str | None = None
     smtp_starttls: bool | None = None  # None: use STARTTLS when the server offers it
     smtp_connections: int = Field(default=4, ge=1, le=64)  # kept open and reused
-    public_base_url: str = "http://127.0.0.1:8000"  # links in messages
+    public_base_url: str = ""  # links in messages; default http://127.0.0.1:$XJ_HTTP_PORT
+    digest_at: str = "08:00"  # XJ_DIGEST_AT: local time of the daily digest (HH:MM)
+    webhook_allow_private: bool = False  # XJ_WEBHOOK_ALLOW_PRIVATE: tests post webhooks to loopback
     staff_lang: str = "zh"  # language of mediators' emails
 
     notify_max_attempts: int = Field(default=8, ge=1, le=50)
@@ -34,9 +36,24 @@ class NotifySettings(Settings):
     @field_validator("public_base_url")
     @classmethod
     def _base(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
+        if v and not v.startswith(("http://", "https://")):
             raise ValueError("XJ_PUBLIC_BASE_URL must start with http:// or https://")
         return v.rstrip("/")
+
+    @field_validator("digest_at")
+    @classmethod
+    def _at(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", v.strip()):
+            raise ValueError("XJ_DIGEST_AT must be HH:MM")
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _default_base(self) -> NotifySettings:
+        if not self.public_base_url:
+            self.public_base_url = f"http://127.0.0.1:{self.http_port}"
+        return self
 
     @field_validator("staff_lang")
     @classmethod

@@ -22,6 +22,7 @@ from .channels import ChannelPort
 from .channels.build import build_channels
 from .dispatcher import Dispatcher
 from .domain.retry import RetryPolicy
+from .schedule import daily_digest
 from .service import Recorder, make_handler
 from .settings import NotifySettings, notify_settings
 
@@ -85,11 +86,14 @@ async def run(bus: Bus, engine: Engine, settings: Settings, stop_event: asyncio.
         logger.exception("notify worker could not start")  # a task's death is otherwise silent
         raise
     logger.info("notify worker running", extra={"smtp": settings.smtp_host, "sms": settings.sms_gateway_url})
+    digest = asyncio.create_task(daily_digest(lambda day: app.recorder.record_digests(day=day), app.dispatcher.wake,
+                                              notify_settings(settings), stop_event), name="digest")
     try:
         await app.dispatcher.run(stop_event)
     except Exception:
         logger.exception("notify worker stopped on an error")
         raise
     finally:
+        digest.cancel()
         await app.aclose()
 

@@ -335,6 +335,8 @@ def test_platform_messages_each_kept_or_reported_exactly_once(reliability, fuzz)
 # ---------------------------------------------------------------- the HTTP API
 
 BODY_LIMIT = 256 * 1024  # XJ_MAX_BODY_BYTES of the system under test: small, so 413s are cheap to provoke
+JSON_LIMIT = 64 * 1024  # XJ_MAX_JSON_BYTES: every other door
+ATTACHMENT_LIMIT = 128 * 1024  # XJ_MAX_ATTACHMENT_BYTES: the attachment doors (plus the multipart framing)
 ROLES = ("mediator", "insurer", "feed", None)
 
 
@@ -342,7 +344,8 @@ ROLES = ("mediator", "insurer", "feed", None)
 def _system(d: Path, url: str) -> Iterator[System]:
     """The whole embedded system serving real HTTP, with a user of each role and one open case (of
     insurer PICC, the insurer user's) to aim at."""
-    with running_system(d / "var", url, env={"XJ_MAX_BODY_BYTES": str(BODY_LIMIT)}) as s:
+    with running_system(d / "var", url, env={"XJ_MAX_BODY_BYTES": str(BODY_LIMIT), "XJ_MAX_JSON_BYTES": str(JSON_LIMIT),
+                                             "XJ_MAX_ATTACHMENT_BYTES": str(ATTACHMENT_LIMIT)}) as s:
         s.tokens = {
             "mediator": s.add_user("mediator", "王调解", office="xiacheng", email="wang@example.org"),
             "insurer": s.add_user("insurer", "PICC claims", insurer="PICC", email="claims@picc.example"),
@@ -495,7 +498,20 @@ def _api_row(reliability: Any, scenario: str, ops: list[Any], tally: ApiTally, t
 
 # ---------------------------------------------------------------- bodies over the limit
 
-WEB_FORMS = ["/signin", "/signout", "/cases/new", "/cases/{case_id}/transitions", "/insurer/cases/{case_id}/response"]
+WEB_FORMS = ["/signin", "/signout", "/cases/new", "/cases/{case_id}/transitions", "/insurer/cases/{case_id}/response",
+             "/cases/{case_id}/correct", "/cases/{case_id}/attachments"]
+
+
+def door_limit(path: str) -> tuple[int, int]:
+    """(bytes refused above, the limit the 413 names) of a door: feeds and packet checks, attachments
+    (the file's limit, plus the multipart framing around it), every other (JSON, forms)."""
+    from services.mediation.api.limits import MULTIPART_SLACK
+
+    if path.startswith("/api/v1/feeds/") or path == "/api/v1/packets/verify":
+        return BODY_LIMIT, BODY_LIMIT
+    if path.rstrip("/").endswith("/attachments"):
+        return ATTACHMENT_LIMIT + MULTIPART_SLACK, ATTACHMENT_LIMIT
+    return JSON_LIMIT, JSON_LIMIT
 
 
 def _doors(s: System) -> list[tuple[str, str]]:
@@ -525,17 +541,19 @@ def test_oversized_bodies_are_413_at_every_door(api, reliability):
     for who in ("mediator", "feed", None):
         with api.client(who) as c:
             for method, path in doors:
+                over, named = door_limit(path)
                 for how in ("declared", "chunked"):
-                    body = b"".join(_chunks(BODY_LIMIT + 1)) if how == "declared" else _chunks(BODY_LIMIT + 1)
+                    body = b"".join(_chunks(over + 1)) if how == "declared" else _chunks(over + 1)
                     r = c.request(method, path, content=body, headers={"content-type": "application/x-ndjson"})
                     answers[r.status_code] += 1
                     if r.status_code != 413 or not r.headers.get("content-type", "").startswith("application/json") \
-                            or str(BODY_LIMIT) not in r.json().get("detail", ""):
+                            or str(named) not in r.json().get("detail", ""):
                         wrong.append(f"{method} {path} as {who}, {how}: {r.status_code} {r.text[:200]!r}")
     reliability.record(
         5, "Bodies one byte over the limit at every door", load=f"{len(doors)} doors (API and web forms) × "
         f"3 callers × declared/chunked = {sum(answers.values())} requests of {BODY_LIMIT + 1:,} bytes",
-        injected="XJ_MAX_BODY_BYTES + 1 bytes, with Content-Length and with chunked transfer encoding",
+        injected="the door's limit + 1 bytes (feeds XJ_MAX_BODY_BYTES, attachments XJ_MAX_ATTACHMENT_BYTES + framing, "
+                 "else XJ_MAX_JSON_BYTES), with Content-Length and with chunked transfer encoding",
         lost=0, duplicated=0, leaked=len(wrong),
         detail=f"answers {dict(sorted(answers.items()))}; {len(wrong)} not a JSON 413")
     assert not wrong, "\n".join(wrong)
@@ -735,6 +753,7 @@ def test_timestamps_coordinates_and_identifiers_at_their_extremes(api_each_db, r
 
 
 BODIES = {"/api/v1/cases/{case_id}/transitions": {"to": "escalated"},  # valid, so that the parameter is at fault
+          "/api/v1/cases/{case_id}": {"reason": "a correction that changes nothing"},
           "/api/v1/cases/{case_id}/insurer-response": {"decision": "reject", "reason": "no cover"},
           "/api/v1/insurers/{code}/webhook": {"url": "http://127.0.0.1:9/hook", "secret": "whsec_" + "A" * 32}}
 ODD_IDS = ["\x00", "a\x00b", "x" * 10_000, "😀", "\u202e", "..", "%2F..%2F", " ", "-1", "1e400", "NaN", "null",
@@ -747,7 +766,8 @@ def test_identifiers_at_their_extremes_in_paths_and_queries(api_each_db, reliabi
     parameter; never a 5xx, never a 409 from a database that could not take the value."""
     s = api_each_db
     doc = requests.get(f"{s.base_url}/openapi.json", timeout=30).json()
-    real = {"case_id": s.case["case_id"], "case_number": s.case["case_number"], "code": "PICC", "notification_id": "n"}
+    real = {"case_id": s.case["case_id"], "case_number": s.case["case_number"], "code": "PICC", "notification_id": "n",
+            "attachment_id": "a"}
     answers: list[tuple[str, str, str, int, str]] = []
     with s.client("mediator") as m, s.client("insurer") as ins:
         for path, ops in doc["paths"].items():
@@ -764,7 +784,11 @@ def test_identifiers_at_their_extremes_in_paths_and_queries(api_each_db, reliabi
                             query[p["name"]] = odd
                         url = path.format(**values)
                         for c in (m, ins):
-                            r = c.request(method.upper(), url, params=query, json=BODIES.get(path))
+                            if path.endswith("/attachments") and method == "post":  # multipart, valid
+                                r = c.post(url, params=query, data={"kind": "photo"},
+                                           files={"file": ("p.png", b"\x89PNG\r\n\x1a\n0", "image/png")})
+                            else:
+                                r = c.request(method.upper(), url, params=query, json=BODIES.get(path))
                             answers.append((method.upper(), url[:80], p["name"], r.status_code, r.text[:200]))
     five = [a for a in answers if a[3] >= 500]
     stored = [a for a in answers if a[3] == 409 and "could not be stored" in a[4]]

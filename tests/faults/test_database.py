@@ -164,6 +164,7 @@ def run_outage(pg: PrivatePostgres, tmp_path: Path, reliability: Reliability, ho
                    XJ_HTTP_PORT=str(port), XJ_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                    XJ_READ_CACHE_S=str(READ_CACHE_S))
     token = cli(env, "services.mediation", "users", "add", "--role", "mediator", "--name", "王调解")
+    cli(env, "services.mediation", "users", "add", "--role", "insurer", "--name", "PICC", "--insurer", "PICC")
     base = f"http://127.0.0.1:{port}"
     with processes(tmp_path, env) as procs:
         mediation = procs.start("mediation", "services.mediation", "serve")

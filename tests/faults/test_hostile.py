@@ -96,6 +96,13 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/cases/{case_id}/insurer-response"): Rule({"insurer_a": {200, 409}}),
     ("GET", "/api/v1/cases/{case_id}/audit"): Rule(MI),
     ("GET", "/api/v1/cases/{case_id}/gaps"): Rule(EVIDENCE, sees_a=MEDIATOR_SEES),
+    # the office (issue 14): corrections, attachments (the insurer only from proposal_sent; case A is
+    # at evidence_ready), the report
+    ("PATCH", "/api/v1/cases/{case_id}"): Rule({"mediator": {200}}),
+    ("POST", "/api/v1/cases/{case_id}/attachments"): Rule({"mediator": {201}}),
+    ("GET", "/api/v1/cases/{case_id}/attachments"): Rule({"mediator": {200}, "insurer_a": {403}}),
+    ("GET", "/api/v1/cases/{case_id}/attachments/{attachment_id}"): Rule({"mediator": {200}, "insurer_a": {403}}),
+    ("GET", "/api/v1/reports/insurers"): Rule({"mediator": {200}}),
     ("PUT", "/api/v1/insurers/{code}/webhook"): Rule({"mediator": {200}}),
     ("GET", "/api/v1/keys"): Rule({"*": {200}}, public=True),
     ("POST", "/api/v1/packets/verify"): Rule({"*": {200}}, public=True, sees_a=frozenset()),
@@ -129,6 +136,11 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/insurer/cases/{case_id}"): Rule({"insurer_a": {200}}, web=True),
     ("POST", "/insurer/cases/{case_id}/response"): Rule({"insurer_a": {303}}, web=True),
     ("GET", "/status"): Rule({"*": {200}}, public=True, web=True),
+    ("POST", "/cases/{case_id}/correct"): Rule({"mediator": {303}}, web=True),
+    ("POST", "/cases/{case_id}/attachments"): Rule({"mediator": {303}}, web=True),
+    ("GET", "/cases/{case_id}/attachments/{attachment_id}"): Rule({"mediator": {200}, "insurer_a": {403}}, web=True),
+    ("GET", "/reports"): Rule({"mediator": {200}}, web=True),
+    ("GET", "/reports.csv"): Rule({"mediator": {200}}, web=True),
 }
 
 
@@ -147,6 +159,7 @@ class World:
     csrf: dict[str, str] = field(default_factory=dict)
     markers: dict[str, str] = field(default_factory=dict)  # case A's identifying strings
     routes: list[tuple[str, str]] = field(default_factory=list)
+    attachment_id: str = ""
 
 
 def _sign_in(s: System, token: str) -> tuple[str, str]:
@@ -226,6 +239,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             case = wait_for(lambda: (c := m.get(f"/api/v1/cases/{cid}").json())["status"] == "evidence_ready" and c)
             notes = wait_for(lambda: m.get(f"/api/v1/cases/{cid}/notifications").json())
         w = World(s, cid, created["case_number"], created["rider_access_code"], notes[0]["id"], tokens)
+        with s.client("mediator") as m:
+            r = m.post(f"/api/v1/cases/{cid}/attachments", data={"kind": "medical_report"},
+                       files={"file": ("report.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")})
+            assert r.status_code == 201, r.text
+            w.attachment_id = r.json()["attachment_id"]
         w.markers = {
             "case id": cid, "case number": w.number, "access code": w.code, "packet id": case["packet_id"],
             "rider name": "李明远", "masked name": "李**", "rider phone": "13912345678",
@@ -244,13 +262,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 # ------------------------------------------------------------------------------------------------
 # one call of the matrix
 
-PARAMS = {"case_id", "case_number", "code", "notification_id", "name"}
+PARAMS = {"case_id", "case_number", "code", "notification_id", "name", "attachment_id"}
 
 
 def fill(path: str, w: World) -> str:
     names = set(re.findall(r"{(\w+)}", path))
     assert names <= PARAMS, f"{path}: the matrix does not know how to fill {names - PARAMS}"
     values = {"case_id": w.case_id, "case_number": w.number, "code": "PICC", "notification_id": w.notification_id,
+              "attachment_id": w.attachment_id,
               "name": "map.svg" if "/figures/" in path else "xj.css"}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
@@ -279,6 +298,12 @@ def request_for(method: str, path: str, who: str, w: World) -> dict[str, Any]:
         ("PUT", "/api/v1/insurers/{code}/webhook"): {"json": {"url": "http://127.0.0.1:9/hook",
                                                               "secret": "whsec_" + "A" * 32}},
         ("POST", "/api/v1/packets/verify"): {"content": b"{}"},
+        ("PATCH", "/api/v1/cases/{case_id}"): {"json": {"claim_number": "CLM-A-55821", "reason": "hostile (no change)"}},
+        ("POST", "/api/v1/cases/{case_id}/attachments"): {"data": {"kind": "photo"},
+                                                          "files": {"file": ("p.png", b"\x89PNG\r\n\x1a\n0000", "image/png")}},
+        ("POST", "/cases/{case_id}/correct"): {"data": {"csrf": csrf, "reason": "hostile (no change)"}},
+        ("POST", "/cases/{case_id}/attachments"): {"data": {"csrf": csrf, "kind": "photo"},
+                                                   "files": {"file": ("p.png", b"\x89PNG\r\n\x1a\n0000", "image/png")}},
         ("POST", "/signin"): {"data": {"csrf": csrf, "token": "wrong", "next": "/"}},
         ("POST", "/signout"): {"data": {"csrf": csrf}},
         ("POST", "/cases/new"): {"data": {"csrf": csrf}},
@@ -518,6 +543,9 @@ def test_tampered_packets_and_audit_trails_are_caught(world: World, tmp_path: Pa
     settings = MediationSettings(database_url=env["XJ_DATABASE_URL"], data_dir=w.system.data_dir)
     med = Mediation(engine, settings)
     actor = _actor(med)
+    from services.mediation.domain.model import Role
+
+    med.add_user(role=Role.INSURER, name="PICC claims", insurer_code="PICC")  # a known insurer code
     from services.mediation.domain.model import Status
     from services.mediation.schemas import CaseCreate
 

@@ -146,6 +146,7 @@ def prepare(engine: Engine, settings: MediationSettings) -> Plan:
     """A case (opened through the service, as the API would) and pending evidence requests of it."""
     med = Mediation(engine, settings)
     _, token = med.add_user(role=Role.MEDIATOR, name="王调解")
+    med.add_user(role=Role.INSURER, name="PICC claims", insurer_code="PICC")  # a known insurer code
     actor = med.authenticate(token)
     assert actor is not None
     rider = f"R-POISON-{uuid.uuid4().hex[:6]}"

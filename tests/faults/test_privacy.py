@@ -30,7 +30,8 @@ WINDOW_S = 30 * 60
 ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
 CLOCK = re.compile(r"(?<![\d:.])([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?(?![\d:])")
 OFFSET = re.compile(r"(?:UTC|GMT)?[+-]\d{2}:\d{2}(?![\d:])")
-STATUS_FIELDS = {"case_number", "status", "status_label", "next_step", "updated_at", "deadline", "lang"}
+# the contract: status, next step, last update, and the mediation office's name and phone
+STATUS_FIELDS = {"case_number", "status", "status_label", "next_step", "updated_at", "deadline", "lang", "office"}
 
 
 @dataclass
@@ -83,6 +84,7 @@ def packets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, 
     with running_system(d / "var", f"sqlite:///{d / 'xianjie.db'}") as s:
         s.tokens = {"mediator": s.add_user("mediator", "王调解", office="xiacheng"),
                     "feed": s.add_user("feed", "feed")}
+        s.add_user("insurer", "PICC claims", insurer="PICC")  # the cases' insurer code must be known
         feed_seed(s)
         with s.client("feed") as f:
             for name, path in (("platform-events", "platform.jsonl"), ("gps", "gps.jsonl")):

@@ -52,6 +52,7 @@ class CaseRow(SQLModel, table=True):
     # the insurer sees this one and no other
     sent_packet_id: str | None = Field(default=None, max_length=36)
     sent_phase: str | None = Field(default=None, max_length=32)
+    evidence_stale: bool = False  # a correction to the rider or the incident: evidence must be requested again
     audit_seq: int = 0
     audit_head: str = Field(default="0" * 64, max_length=64)
     version: int = 1

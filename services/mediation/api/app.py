@@ -26,7 +26,7 @@ from services.mediation.schemas import (
     TransitionIn,
     WebhookIn,
 )
-from services.mediation.service import Mediation
+from services.mediation.service import Locked, Mediation
 from shared.bus import Bus
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,11 @@ def create_app(c: Container) -> FastAPI:
     app = FastAPI(title="Xianjie 衔接", version="1.0",
                   description="Evidence for gig riders' insurance disputes: cases, signed evidence packets, status.")
     errors.install(app)
-    app.add_middleware(BodyLimit, limit=c.mediation.settings.max_body_bytes)
+    from services.mediation.api.limits import BodyLimits
+
+    ms = c.mediation.settings
+    app.add_middleware(BodyLimits, json_limit=ms.max_json_bytes, feed_limit=ms.max_body_bytes,
+                       attachment_limit=ms.max_attachment_bytes)
     app.add_middleware(RefuseNul)
     api = APIRouter(prefix="/api/v1")
 
@@ -118,6 +122,7 @@ def create_app(c: Container) -> FastAPI:
 
     c.require_mediator = mediator  # type: ignore[attr-defined]
     c.require_case_reader = case_reader  # type: ignore[attr-defined]
+    c.require_user = current  # type: ignore[attr-defined]
 
     def poke() -> None:
         c.poke.set()
@@ -215,10 +220,14 @@ def create_app(c: Container) -> FastAPI:
     @api.put("/insurers/{code}/webhook", tags=["insurers"])
     async def set_webhook(code: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
                           body: WebhookIn, actor: Mediator) -> Any:
+        from services.mediation.api.office import known_insurer
         from services.notify.adapters.sql import set_webhook as store
+        from services.notify.channels.ssrf import check_target
         from services.notify.domain.errors import WebhookConfigError
 
+        code = await run_in_threadpool(known_insurer, c.mediation, code)  # 404 for an unknown code
         try:
+            await run_in_threadpool(check_target, body.url, allow_private=c.mediation.settings.webhook_allow_private)
             await run_in_threadpool(store, c.mediation.engine, code, body.url, body.secret)
         except WebhookConfigError as e:
             return JSONResponse({"detail": f"invalid request: {e.field}: {e}",
@@ -252,14 +261,24 @@ def create_app(c: Container) -> FastAPI:
                            lang: Annotated[str | None, Query(pattern="^(zh|en)$")] = None) -> Response:
         """Status, plain next step and last update of a case, for the holder of its access code."""
         client = request.client.host if request.client else None
-        st = (c.mediation.remembered_status(case_number, code, client)
-              or await run_in_threadpool(c.mediation.rider_status, case_number=case_number, code=code,
-                                         client=client))
+        try:
+            st = (c.mediation.remembered_status(case_number, code, client)
+                  or await run_in_threadpool(c.mediation.rider_status, case_number=case_number, code=code,
+                                             client=client))
+        except Locked as e:  # in the rider's language (Chinese unless he asked otherwise), local time
+            from services.mediation.api.office import locked_response
+
+            return locked_response(e, lang or "zh", c.tz)
         if st is None:
             raise NotFound("no case with this number and code")
         return as_json(status_view(st, lang or st["lang"]))
 
     app.include_router(api)
+    from services.mediation.api import office as office_api
+    from services.mediation.office import Office
+
+    office_api.install_errors(app)
+    app.include_router(office_api.make_router(Office(c.mediation), current, mediator))
     for r in c.extra_routers:
         app.include_router(r)
 
@@ -302,7 +321,8 @@ def status_view(st: dict[str, Any], lang: str) -> dict[str, Any]:
     note = rider_note(st.get("phase"), s, "zh" if zh else "en")
     return {"case_number": st["case_number"], "status": s, "status_label": (STATUS_ZH if zh else STATUS_EN)[s],
             "next_step": f"{note}{'' if zh else ' '}{step}" if note else step, "updated_at": st["updated_at"].isoformat(),
-            "deadline": deadline.isoformat() if deadline else None, "lang": "zh" if zh else "en"}
+            "deadline": deadline.isoformat() if deadline else None, "lang": "zh" if zh else "en",
+            "office": st.get("office")}
 
 
 class Unauthorized(Exception):
@@ -333,55 +353,6 @@ class RefuseNul:
                     for n in names]}, status_code=422)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-class BodyLimit:
-    """Refuse bodies declared larger than the limit with 413 before reading them (pure ASGI: the
-    BaseHTTPMiddleware wrapper costs a request a good deal)."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            chunked = False
-            for k, v in scope.get("headers", ()):
-                if k == b"content-length" and (not v.isdigit() or int(v) > self.limit):
-                    await self._refuse(scope, receive, send)
-                    return
-                chunked = chunked or k == b"transfer-encoding"
-            if chunked:  # no length declared: count the body as it comes, up to the limit
-                await self._counted(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
-        resp = JSONResponse({"detail": f"body larger than {self.limit} bytes"}, status_code=413)
-        await resp(scope, receive, send)
-
-    async def _counted(self, scope: Any, receive: Any, send: Any) -> None:
-        """Read a streamed body whole (the routes read it whole anyway), refusing it with 413 as
-        soon as it passes the limit; then hand it to the app as if it had just arrived."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
-
-        async def replay() -> Any:
-            return pending.pop() if pending else await receive()
-
-        await self.app(scope, replay, send)
 
 
 __all__ = ["Container", "create_app"]

@@ -541,6 +541,10 @@ def _story(packet: dict[str, Any], sha: str) -> list[Any]:
         (label("伤情", "Injury"), val(inc.get("injury"))),
         (label("拒赔理由", "Insurer's reason for refusal"), val(case.get("denial_reason"))),
     ]
+    for att in case.get("attachments") or []:  # listed in the signed case section (name, kind, size, SHA-256)
+        long.append((label("附件", "Attachment"), Paragraph(SEP.join(mixed(x) for x in (
+            att.get("name"), att.get("kind"), f"{att.get('size')} B", f"SHA-256 {att.get('sha256')}",
+            att.get("added_by"), _when(att.get("added_at")))), S_CELL)))
     story.append(KeepTogether([heading(2, "案件事实", "Case facts"), _kv_table(short, kv4)]))
     story.append(_kv_table(long, (kv4[0], W - kv4[0])))
 

@@ -23,12 +23,13 @@ from .session import Sessions, load_or_create_secret
 
 
 def make_router(web: Web) -> APIRouter:
-    from . import desk, insurer, status
+    from . import desk, insurer, office, status
 
     router = APIRouter(include_in_schema=False)
     router.include_router(desk.make_router(web))
     router.include_router(insurer.make_router(web))
     router.include_router(status.make_router(web))
+    router.include_router(office.make_router(web))
 
     @router.get("/static/{name}")
     def static(name: str) -> Response:

@@ -18,6 +18,7 @@ from services.mediation.schemas import CaseCreate, TransitionIn
 from services.mediation.service import token_hash
 
 from . import i18n, lookups, views
+from . import office as office_pages
 from .pages import (
     CheckedForm,
     Maybe,
@@ -107,7 +108,14 @@ def make_router(web: Web) -> APIRouter:
         cmd, errors = case_command(form, lang, web.tz)
         if cmd is None:
             return await run_in_threadpool(new_case_page, request, form, errors, 422)
-        row, code = await run_in_threadpool(web.mediation.open_case, actor=actor, cmd=cmd)
+        from services.mediation.office import UnknownInsurer
+
+        try:
+            row, code = await run_in_threadpool(web.mediation.open_case, actor=actor, cmd=cmd)
+        except UnknownInsurer:
+            msg = "unknown insurer code" if lang == "en" else "未登记的保险公司代码"
+            return await run_in_threadpool(new_case_page, request, form,
+                                           [f"{i18n.translator(lang)('insurer_code')}: {msg}"], 422)
         web.poke()
         base = web.settings.public_base_url.rstrip("/")
         link = f"{base}/status?case={row.case_number}&code={code}"
@@ -267,6 +275,7 @@ def case_data(web: Web, actor: Actor, case_id: str, lang: str) -> dict[str, Any]
         "notes": notes,
         "who": {label: views.actor_name(label, names, lang) for label in labels},
         "steps": [s for s in case["allowed_transitions"]],
+        "attachments": office_pages.attachments_for(web, actor, case_id),
         "danger": i18n.DANGER,
     }
 

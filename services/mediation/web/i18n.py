@@ -14,6 +14,7 @@ DEFAULT_LANG = "zh"
 # key -> (zh, en); ``{name}`` placeholders are filled by ``str.format``
 MESSAGES: dict[str, tuple[str, str]] = {
     "app": ("衔接 · 骑手理赔争议调解", "Xianjie · rider insurance disputes"),
+    "your_office": ("您的调解机构", "Your mediation office"),
     "desk": ("调解工作台", "Mediator desk"),
     "portal": ("保险公司门户", "Insurer portal"),
     "status_title": ("案件进度查询", "Case status"),
@@ -37,7 +38,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cases": ("案件", "Cases"),
     "new_case": ("新建案件", "New case"),
     "search": ("搜索", "Search"),
-    "search_help": ("案件编号、骑手姓名或编号、理赔号、保单号", "case number, rider name or id, claim, policy"),
+    "search_help": ("案件编号、骑手姓名、编号或手机号、理赔号、保单号", "case number, rider name, id or phone, claim, policy"),
     "status": ("状态", "Status"),
     "any": ("全部", "Any"),
     "insurer": ("保险公司", "Insurer"),

@@ -51,7 +51,8 @@ def make_router(web: Web) -> APIRouter:
         result = {"number": st["case_number"], "status": st["status"],
                   "label": i18n.status_label(st["status"], lang), "next": i18n.next_step(st["status"], lang),
                   "evidence": rider_note(st.get("phase"), st["status"], lang),
-                  "deadline": views.local(st.get("deadline"), web.tz), "updated": views.local(st["updated_at"], web.tz)}
+                  "deadline": views.local(st.get("deadline"), web.tz), "updated": views.local(st["updated_at"], web.tz),
+                  "office": st.get("office")}
         return page(request, {"number": st["case_number"], "result": result, "sent": sent}, lang=lang)
 
     return r

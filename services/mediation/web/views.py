@@ -168,6 +168,11 @@ def reason_text(reason: str | None, lang: str) -> str:
         return f"Assessment: {phase}" if lang == "en" else f"轨迹分析：{phase}"
     if reason.startswith("no evidence: "):
         return ("No evidence: " if lang == "en" else "未能生成证据：") + reason.removeprefix("no evidence: ")
+    if reason.startswith("corrected (") and "): " in reason:  # a correction: (why): field: old → new; ...
+        why, _, changes = reason.removeprefix("corrected (").partition("): ")
+        return (f"{why} — {changes}" if lang == "en" else f"{why}——{changes}")
+    if reason == "evidence request superseded by a correction":
+        return reason if lang == "en" else "案件信息已更正，原证据申请作废"
     return reason
 
 

@@ -24,5 +24,6 @@ def build_channels(settings: NotifySettings, directory: InsurerDirectory) -> dic
                         if settings.sms_gateway_url else SmsOutboxChannel(settings.data_dir))
     webhook = WebhookChannel(directory, timeout=settings.notify_timeout_webhook,
                              max_connections=max(10, settings.notify_concurrency),
-                             directory_ttl=settings.notify_directory_ttl)
+                             directory_ttl=settings.notify_directory_ttl,
+                             allow_private=settings.webhook_allow_private)
     return {"email": email, "sms": sms, "webhook": webhook}

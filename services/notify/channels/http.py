@@ -7,6 +7,8 @@ time choosing a connection than sending (measured: 97 against 880 webhooks per s
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 
 from ..domain.model import DeliveryResult
@@ -17,14 +19,16 @@ USER_AGENT = "xianjie-notify/1"
 class HttpPoster:
     """One aiohttp session, opened on first use (inside the running loop), closed by aclose."""
 
-    def __init__(self, *, timeout: float, max_connections: int) -> None:
+    def __init__(self, *, timeout: float, max_connections: int, resolver: Any = None) -> None:
         self.timeout, self.max_connections = timeout, max_connections
+        self.resolver = resolver  # webhooks: ssrf.GuardedResolver (checks the address connected to)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
+                connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0,
+                                               **({"resolver": self.resolver} if self.resolver is not None else {})),
                 timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=False,
                 headers={"user-agent": USER_AGENT})
         return self._session

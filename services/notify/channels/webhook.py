@@ -13,6 +13,7 @@ from ..domain.model import DeliveryResult, InsurerChannel, Notification
 from ..domain.ports import InsurerDirectory
 from . import signing
 from .http import HttpPoster
+from .ssrf import GuardedResolver, acheck_target
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +23,15 @@ class WebhookChannel:
     again (a rotation keeps the previous secret valid for hours; a second is nothing)."""
 
     def __init__(self, directory: InsurerDirectory, *, timeout: float = 10.0, max_connections: int = 100,
-                 clock: Callable[[], float] = time.time, directory_ttl: float = 1.0) -> None:
+                 clock: Callable[[], float] = time.time, directory_ttl: float = 1.0,
+                 allow_private: bool = False) -> None:
         self.directory = directory
+        self.allow_private = allow_private
         self.clock = clock
         self.ttl = directory_ttl
         self._cache: dict[str, tuple[float, InsurerChannel | None]] = {}
-        self.http = HttpPoster(timeout=timeout, max_connections=max_connections)
+        self.http = HttpPoster(timeout=timeout, max_connections=max_connections,
+                               resolver=None if allow_private else GuardedResolver())
 
     async def _target(self, code: str) -> InsurerChannel | None:
         hit = self._cache.get(code)
@@ -46,6 +50,9 @@ class WebhookChannel:
             return DeliveryResult.failed(f"no webhook configured for insurer {code}", permanent=True)
         if not target.secrets:
             return DeliveryResult.failed(f"no valid webhook secret for insurer {code}", permanent=True)
+        why = await acheck_target(target.webhook_url, allow_private=self.allow_private)
+        if why is not None:  # checked again at each send: DNS may have changed since registration
+            return DeliveryResult.failed(why, permanent=True)
         body = notification.body.encode()
         headers = {"content-type": "application/json",
                    **signing.headers(target.secrets, notification.id, int(self.clock()), body)}

@@ -40,6 +40,7 @@ def system(db_url, tmp_path):
             "mediator_elsewhere": s.add_user("mediator", "赵调解", office="other-office"),
             "insurer": s.add_user("insurer", "PICC claims", insurer="PICC", email="claims@picc.example"),
             "insurer_other": s.add_user("insurer", "Other claims", insurer="OTHER"),
+            "insurer_cpic": s.add_user("insurer", "CPIC claims", insurer="CPIC"),
             "feed": s.add_user("feed", "meituan feed"),
         }
         yield s
@@ -112,7 +113,7 @@ def test_seed_case_from_feeds_to_resolution(system, tmp_path):
         st = public.get(f"/api/v1/status/{number}", params={"code": code})
         assert st.status_code == 200
         assert set(st.json()) <= {"case_number", "status", "status_label", "next_step", "updated_at", "deadline", "lang",
-                                  "notifications"}
+                                  "notifications", "office"}
         assert st.json()["status"] == "closed" and st.json()["status_label"] == "已结案"
         assert public.get(f"/api/v1/status/{number}", params={"code": "00000000"}).status_code == 404
 
@@ -178,6 +179,9 @@ def test_roles_against_every_endpoint(system):
         ("PUT", "/api/v1/insurers/PICC/webhook", {"url": "http://127.0.0.1:9/hook", "secret": "whsec_" + "A" * 32},
          {"mediator": {200}, "mediator_elsewhere": {200}}),
         ("POST", "/api/v1/feeds/gps", None, {"mediator": {200}, "mediator_elsewhere": {200}, "feed": {200}}),
+        ("PATCH", f"/api/v1/cases/{cid}", {"reason": "nothing to change"}, {"mediator": {200}}),
+        ("GET", f"/api/v1/cases/{cid}/attachments", None, {"mediator": {200}, "insurer": {403}}),
+        ("GET", "/api/v1/reports/insurers", None, {"mediator": {200}, "mediator_elsewhere": {200}}),
     ]
     for who in [None, "bogus", "mediator", "mediator_elsewhere", "insurer", "insurer_other", "feed"]:
         for method, path, body, allowed in calls:
@@ -247,8 +251,12 @@ def test_openapi_is_complete(system):
     for p in ["/api/v1/feeds/platform-events", "/api/v1/feeds/gps", "/api/v1/cases", "/api/v1/cases/{case_id}",
               "/api/v1/cases/{case_id}/evidence-requests", "/api/v1/cases/{case_id}/transitions",
               "/api/v1/cases/{case_id}/evidence-packet", "/api/v1/cases/{case_id}/insurer-response",
-              "/api/v1/status/{case_number}", "/api/v1/insurers/{code}/webhook"]:
+              "/api/v1/status/{case_number}", "/api/v1/insurers/{code}/webhook", "/api/v1/cases/{case_id}/attachments",
+              "/api/v1/cases/{case_id}/attachments/{attachment_id}", "/api/v1/reports/insurers"]:
         assert p in paths, p
+    assert "patch" in doc["paths"]["/api/v1/cases/{case_id}"]
+    upload = doc["paths"]["/api/v1/cases/{case_id}/attachments"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload
 
 
 def test_packets_of_the_earlier_format_still_verify_through_the_api(system):

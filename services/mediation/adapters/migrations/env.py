@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
+import services.mediation.adapters.office_tables  # noqa: F401 - registers the tables
 import services.mediation.adapters.tables  # noqa: F401 - registers the tables
 
 config = context.config
