@@ -273,7 +273,9 @@ class Office:
         packet = KeyRing(self.med.settings.key_dir).sign(body)
         raw = dump_packet(packet)
         digest = hashlib.sha256(raw).hexdigest()
-        s.add(PacketRow(id=body["packet_id"], case_id=row.id, created_at=self.med.clock(), sha256=digest, body=raw))
+        s.add(PacketRow(id=body["packet_id"], case_id=row.id, created_at=self.med.clock(), sha256=digest, body=raw,
+                        request_id=old.request_id, phase=old.phase, continuous_delivery=old.continuous_delivery,
+                        covered=old.covered))  # the same findings: only the attachment list changed
         row.packet_id = body["packet_id"]
         s.add(row)
         self.med._audit(s, row, "system:system", "packet_resigned",

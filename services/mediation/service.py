@@ -673,7 +673,8 @@ def _outcome(phase: str | None, continuous: bool | None, covered: bool | None) -
 def _insurer_audit_data(action: str, data: dict[str, Any], shared: set[str]) -> dict[str, Any]:
     """An audit entry's data as the insurer reads it: what the evidence said is withheld until that
     packet was sent to it (the chain is checked on the server, on the full data)."""
-    if action == "packet_built" and data.get("packet_id") not in shared or action == "evidence_failed":
+    if action in ("packet_built", "packet_resigned") and data.get("packet_id") not in shared \
+            or action == "evidence_failed":
         return {"withheld": "evidence details are shared with the proposal"}
     return data
 

@@ -168,7 +168,8 @@ def test_no_gps_is_undetermined_everywhere_and_the_insurer_sees_it_only_with_the
         assert "待定" in st["next_step"]
         st_en = public.get(f"/api/v1/status/{number}", params={"code": code, "lang": "en"}).json()
         assert "undetermined" in st_en["next_step"] and "not a \"no\"" in st_en["next_step"]
-        assert set(st) <= {"case_number", "status", "status_label", "next_step", "updated_at", "deadline", "lang"}
+        assert set(st) <= {"case_number", "status", "status_label", "next_step", "updated_at", "deadline", "lang",
+                           "office"}
         page = public.get("/status", params={"case": number, "code": code}).text
         assert 'id="evidence-undetermined"' in page and "待定" in page
         sms = wait_for(lambda: [json.loads(x) for x in outbox(s, "sms-outbox.jsonl").splitlines()

@@ -26,6 +26,7 @@ def system(db_url, tmp_path):
         s.tokens = {
             "mediator": s.add_user("mediator", "王调解", office="xiacheng"),
             "feed": s.add_user("feed", "meituan feed"),
+            "insurer": s.add_user("insurer", "PICC claims", insurer="PICC"),
         }
         yield s
 

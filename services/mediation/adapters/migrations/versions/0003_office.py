@@ -1,7 +1,7 @@
 """office: attachments, blobs, scheduler lease, overdue notices, stale evidence flag
 
 Revision ID: 0003_office
-Revises: 0001
+Revises: 0003_gap_flags
 """
 import sqlalchemy as sa
 from alembic import op
@@ -49,13 +49,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("case_id", "deadline"),
     )
     op.create_index("ix_mediation_overdue_notice_case_id", "mediation_overdue_notice", ["case_id"])
-    with op.batch_alter_table("mediation_case") as b:
-        b.add_column(sa.Column("evidence_stale", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # plain ALTER TABLE ... ADD COLUMN (no batch copy of mediation_case on SQLite, see downgrade)
+    op.add_column("mediation_case", sa.Column("evidence_stale", sa.Boolean(), nullable=False,
+                                              server_default=sa.false()))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("mediation_case") as b:
-        b.drop_column("evidence_stale")
+    # plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): a batch copy of mediation_case would drop
+    # the table that mediation_transition's foreign key points at
+    op.drop_column("mediation_case", "evidence_stale")
     op.drop_table("mediation_overdue_notice")
     op.drop_table("mediation_lease")
     op.drop_index("ix_mediation_attachment_case_id", "mediation_attachment")
