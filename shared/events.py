@@ -2,14 +2,13 @@
 
 Every event travels in an :class:`Envelope` (id, type, schema version, occurred_at, producer, key,
 data). Event classes are past tense, carry ``TYPE`` and ``VERSION``, and are never renamed once
-published; when a schema changes, its version goes up and an upcaster turns old payloads into the
-new shape (:func:`register_upcaster`). Topic names and keys live in :mod:`shared.topics`.
+published; fields added later are optional (a reader of the first version reads them all); a change that
+is not additive takes the next version and a registered, tested upcaster. Topic names and keys live in :mod:`shared.topics`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -63,7 +62,6 @@ class Event(BaseModel):
 
 
 _REGISTRY: dict[str, type[Event]] = {}
-_UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
 E = TypeVar("E", bound=type[Event])
 
 
@@ -75,35 +73,20 @@ def event(cls: E) -> E:
     return cls
 
 
-def register_upcaster(type_: str, from_version: int) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Callable[[dict[str, Any]], dict[str, Any]]]:
-    """``@register_upcaster("CaseOpened", 1)`` turns a v1 payload into v2."""
-    def deco(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        _UPCASTERS[(type_, from_version)] = fn
-        return fn
-    return deco
-
-
 def decode(env: Envelope) -> Event:
-    """The typed event of an envelope, upcast to the current version; EventError if impossible."""
+    """The typed event of an envelope; EventError if it is not one this service reads. Every event
+    is at version 1: fields added since are optional, so a version-1 reader reads them all. A
+    change that is not additive gets the next version and an upcaster, registered and tested."""
     cls = _REGISTRY.get(env.type)
     if cls is None:
         raise EventError(f"unknown event type {env.type!r}")
     data, version = dict(env.data), env.version
-    if version > cls.VERSION:
-        raise EventError(f"{env.type} version {version} is newer than this service knows ({cls.VERSION})")
-    while version < cls.VERSION:
-        up = _UPCASTERS.get((env.type, version))
-        if up is None:
-            raise EventError(f"no upcaster for {env.type} from version {version}")
-        data, version = up(data), version + 1
+    if version != cls.VERSION:
+        raise EventError(f"{env.type} version {version}: this service reads version {cls.VERSION}")
     try:
         return cls.model_validate(data)
     except ValidationError as e:
         raise EventError(f"{env.type} v{env.version} payload invalid: {e}") from e
-
-
-def known_types() -> dict[str, type[Event]]:
-    return dict(_REGISTRY)
 
 
 # ---------------------------------------------------------------- trajectory

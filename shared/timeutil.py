@@ -295,8 +295,3 @@ def _zone(tz: str) -> ZoneInfo:
 def iso_local(t: float, tz: str = DEFAULT_TZ) -> str:
     """ISO 8601 with the zone's offset, to the second: what users read and what we print."""
     return datetime.fromtimestamp(round(t), tz=_zone(tz)).isoformat()
-
-
-def hm_local(t: float, tz: str = DEFAULT_TZ) -> str:
-    """Wall-clock ``HH:MM:SS`` in the zone, for sentences."""
-    return datetime.fromtimestamp(round(t), tz=_zone(tz)).strftime("%H:%M:%S")

@@ -23,7 +23,7 @@ says where the code is (the paper receipt).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -229,7 +229,3 @@ def case_view(event: Event, *, occurred_at: datetime) -> CaseView | None:
                     insurer_code=event.insurer_code, mediator_email=event.mediator_email,
                     overdue_deadline=event.deadline if isinstance(event, CaseOverdue) else None,
                     updated_at=occurred_at)
-
-
-def sort_intents(intents: Sequence[Intent]) -> list[Intent]:
-    return sorted(intents, key=lambda i: (i.role.value, i.channel.value, i.recipient))

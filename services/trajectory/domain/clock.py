@@ -34,9 +34,6 @@ class SkewEstimate:
         return self.events_used >= 2 and self.events_used >= 0.3 * self.events_seen
 
 
-NO_SKEW = SkewEstimate(0.0, 0, 0, 0.0)
-
-
 def estimate_skew(stops: list[Stop], orders: tuple[Order, ...], params: Params) -> SkewEstimate:
     """Offset of the phone clock, from stops that end when the platform says the rider left."""
     events: list[tuple[float, tuple[float, float]]] = []

@@ -423,7 +423,3 @@ def _hidden_stay_bound(g: Grid, step: float, params: Params) -> float:
             dur -= max(0.0, d - 2 * params.dwell_radius_m) / params.plausible_speed_mps
         best = max(best, dur)
     return best
-
-
-def distance_series(grid: Grid, lat: float, lon: float) -> F64:
-    return haversine_m(grid.lat, grid.lon, lat, lon)
