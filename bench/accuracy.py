@@ -1,6 +1,6 @@
 """`make bench-accuracy`: how often the engine is right, on simulated days and on the public scenarios.
 
-For each preset (``dirty``, ``indoor``, ``harder``, ``streets``; see ``services.trajectory.simulate.preset``) and
+For each preset (``dirty``, ``indoor``, ``harder``, ``streets``; see ``tests.support.simulate.preset``) and
 each seed, a day is simulated and written to ``var/bench/accuracy/<preset>-<seed>/``, read back
 with the batch command's reader, and every incident assessed; the public scenarios
 (``tests/data/scenarios``) are scored the same way. Printed per set:
@@ -29,11 +29,11 @@ from typing import Any
 
 import orjson
 
-from services.trajectory import simulate as sim
 from services.trajectory.adapters.feeds import load_dir
 from services.trajectory.domain.assess import analyse, assess
 from services.trajectory.domain.model import Params
 from shared.timeutil import iso_local
+from tests.support import simulate as sim
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "tests" / "data" / "scenarios"

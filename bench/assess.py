@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.regenerate or not (day / "gps.jsonl").exists():
         print(f"generating the benchmark day in {day} ...", flush=True)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "services.trajectory", "simulate", str(day), "--preset", "bench"],
+        subprocess.run([sys.executable, "-m", "tests.support.simulate", str(day), "--preset", "bench"],
                        check=True, cwd=ROOT)
         print(f"  generated in {time.perf_counter() - t:.1f} s")
     pings, events, incidents = ((day / n).read_bytes().count(b"\n")

@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                                        topics.GAP_FLAGGED), 6)
         riders = max(1, math.ceil(args.pings / PINGS_PER_RIDER))
         day = tmp / "day"
-        subprocess.run([sys.executable, "-m", "services.trajectory", "simulate", str(day), "--riders", str(riders),
+        subprocess.run([sys.executable, "-m", "tests.support.simulate", str(day), "--riders", str(riders),
                         "--preset", "clean", "--seed", "11"], cwd=ROOT, env=env, check=True, capture_output=True)
         lines = [x for x in (day / "gps.jsonl").read_bytes().splitlines() if x.strip()][: args.pings]
         items = [(topics.GPS, orjson.loads(x)["rider_id"], x) for x in lines]

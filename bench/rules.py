@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def make(out: Path, days: int, riders: int, falls: float, seed0: int) -> None:
-    from services.trajectory import simulate as sim
+    from tests.support import simulate as sim
 
     for k in range(days):
         opts = replace(sim.preset("dirty"), riders=riders, seed=seed0 + k, fall_rate=falls, time_off_rate=0.5,

@@ -1,4 +1,5 @@
-"""``python -m services.trajectory assess | simulate | worker | replay``"""
+"""``python -m services.trajectory assess | worker | replay`` (the simulator of test days is
+``python -m tests.support.simulate``)"""
 
 import os
 import sys

@@ -138,22 +138,13 @@ def _failed(inc: Incident, error: str) -> dict[str, object]:
     return res
 
 
-def cmd_simulate(argv: list[str]) -> int:
-    from services.trajectory import simulate
-
-    return simulate.main(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    if argv[:1] == ["simulate"]:
-        return cmd_simulate(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m services.trajectory")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("assess", help="assess every incident of a rider-day folder (DATA_CONTRACT §6)")
     p.add_argument("dir")
-    sub.add_parser("simulate", help="write simulated rider-days (see simulate --help)")
     w = sub.add_parser("worker", help="run the trajectory service on Kafka (faust; XJ_KAFKA_BOOTSTRAP)")
     w.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
     r = sub.add_parser("replay", help="produce a scenario's feeds into Kafka in time order")

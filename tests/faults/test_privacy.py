@@ -73,8 +73,8 @@ def _pdf_text(pdf: bytes, tmp: Path) -> str:
 
 @pytest.fixture(scope="module")
 def packets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, list[Packet], dict[str, Any]]]:
-    from services.trajectory import simulate as sim
     from shared.geo import to_wgs84
+    from tests.support import simulate as sim
 
     d = tmp_path_factory.mktemp("privacy")
     day = sim.simulate(replace(sim.preset("dirty"), riders=1, hours=3.0, incidents_per_rider=4, seed=11))

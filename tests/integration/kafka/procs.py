@@ -251,7 +251,7 @@ def simulated_day(day: Path, run: dict[str, Any], *, riders: int, seed: int) -> 
     its answers by incident id, and the incidents."""
     import orjson
 
-    r = subprocess.run([sys.executable, "-m", "services.trajectory", "simulate", str(day), "--riders", str(riders),
+    r = subprocess.run([sys.executable, "-m", "tests.support.simulate", str(day), "--riders", str(riders),
                         "--preset", "clean", "--seed", str(seed)], **run)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([sys.executable, "-m", "services.trajectory", "assess", str(day)], **run)

@@ -15,7 +15,7 @@ import pytest
 
 from services.mediation.packet import KeyRing, build_packet, dump_packet, packet_sha256, verify_file
 from services.mediation.packet.pdf import render_pdf
-from services.mediation.packet.sample import seed_inputs
+from tests.support.sample_packet import seed_inputs
 
 pytestmark = pytest.mark.integration
 

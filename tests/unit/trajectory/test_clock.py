@@ -64,8 +64,8 @@ def test_skew_on_simulated_dirty_days_is_within_seconds(tmp_path):
     """Simulated days know the phone's true offset; the estimate lands within a few seconds."""
     import dataclasses
 
-    from services.trajectory import simulate
     from services.trajectory.adapters.feeds import load_dir
+    from tests.support import simulate
 
     errors = []
     for seed in (1, 2, 3):

@@ -23,9 +23,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trajectory import simulate as sim
-from services.trajectory.simulate import Day, Dirt, RiderTruth, SimOptions
 from shared.geo import Crs, haversine_m, local_xy_m, to_wgs84
+from tests.support import simulate as sim
+from tests.support.simulate import Day, Dirt, RiderTruth, SimOptions
 
 pytestmark = pytest.mark.unit
 

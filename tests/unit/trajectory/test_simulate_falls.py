@@ -10,11 +10,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from services.trajectory import simulate as sim
 from services.trajectory.adapters.feeds import load_dir
 from services.trajectory.domain.assess import analyse, assess
 from services.trajectory.domain.model import Params
 from shared.timeutil import iso_local
+from tests.support import simulate as sim
 
 pytestmark = pytest.mark.unit
 

@@ -10,9 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from services.trajectory import simulate as sim
-from services.trajectory.simulate import Day, Dirt, SimOptions
 from shared.geo import haversine_m
+from tests.support import simulate as sim
+from tests.support.simulate import Day, Dirt, SimOptions
 
 pytestmark = pytest.mark.unit
 

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.mediation.packet import KeyRing, build_packet
-from services.mediation.packet.sample import seed_inputs
 from services.mediation.packet.sign import PRIVATE_FILE
+from tests.support.sample_packet import seed_inputs
 
 
 def fixed_keyring(directory: Path, seed: int) -> KeyRing:

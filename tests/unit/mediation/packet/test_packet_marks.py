@@ -23,8 +23,8 @@ from services.mediation.packet.figures import (
     marks_from_assessment,
     timeline_svg,
 )
-from services.mediation.packet.sample import seed_inputs
 from services.mediation.web.views import packet_view
+from tests.support.sample_packet import seed_inputs
 
 pytestmark = pytest.mark.unit
 

@@ -1705,7 +1705,7 @@ def write_manifest(path: Path, day: Day) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m services.trajectory simulate",
+        prog="python -m tests.support.simulate",
         description="Simulate rider days: platform.jsonl, gps.jsonl, incidents.jsonl, truth.jsonl.",
     )
     ap.add_argument("out_dir", type=Path)

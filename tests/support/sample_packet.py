@@ -13,7 +13,7 @@ from services.trajectory.domain.assess import analyse, assess
 from services.trajectory.domain.model import Params
 from shared.timeutil import iso_local
 
-SEED_DIR = Path(__file__).resolve().parents[3] / "tests" / "data" / "scenarios" / "seed-case-between"
+SEED_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "scenarios" / "seed-case-between"
 
 # a made-up case; the rider's name and phone are raw here, as the case record holds them
 SAMPLE_CASE: dict[str, Any] = {
