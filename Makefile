@@ -27,6 +27,7 @@ test: $(STAMP) lint typecheck
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared services tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy shared services/trajectory/domain

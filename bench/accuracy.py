@@ -44,9 +44,10 @@ TZ = "Asia/Shanghai"
 @dataclass
 class Score:
     name: str
-    n: dict[str, int] = field(default_factory=lambda: {"clean": 0, "boundary": 0})
-    decided: dict[str, int] = field(default_factory=lambda: {"clean": 0, "boundary": 0})
-    right: dict[str, int] = field(default_factory=lambda: {"clean": 0, "boundary": 0})
+    # by truth category: clean, boundary, and aftermath (DATA_CONTRACT §5 rule 6) where a scenario has it
+    n: Counter[str] = field(default_factory=lambda: Counter({"clean": 0, "boundary": 0}))
+    decided: Counter[str] = field(default_factory=lambda: Counter({"clean": 0, "boundary": 0}))
+    right: Counter[str] = field(default_factory=lambda: Counter({"clean": 0, "boundary": 0}))
     cd_decided: int = 0
     cd_right: int = 0
     abstained: int = 0

@@ -133,17 +133,30 @@ def http_app(settings: Any, engine: Engine, bus: Bus, trajectory: Any) -> tuple[
     return app, container
 
 
-def _mount_extras(app: Any, container: Any, engine: Engine, settings: Settings) -> None:
-    """Routers of the other services and the web pages, served by the same HTTP server."""
+def _mount_extras(app: Any, container: Any, engine: Engine, settings: Any) -> None:
+    """notify's routes and mediation's pages on the same server, each given what it needs of the
+    other through a port (the services do not import each other)."""
+    from services.mediation.api.office import known_insurer
     from services.mediation.web import mount as mount_web
+    from services.notify import api as notify_api
 
-    mount_web(app, container, engine, settings)
+    mount_web(app, container, engine, settings, case_notes=lambda cid: _notes(notify_api.case_notes, engine, cid),
+              rider_notes=lambda cid: _notes(notify_api.notifications_for_case, engine, cid))
+    app.include_router(notify_api.make_router(
+        container.require_mediator, container.require_case_reader, get_engine=lambda: engine,
+        known_insurer=lambda code: known_insurer(container.mediation, code),
+        allow_private=settings.webhook_allow_private))
+
+
+def _notes(read: Any, engine: Engine, case_id: str) -> list[dict[str, Any]] | None:
+    """notify's records of a case; None when its tables are not in this database."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
-        from services.notify.api import make_router
-    except ImportError:  # notify not installed in this deployment
-        return
-    app.include_router(make_router(container.require_mediator, container.require_case_reader,
-                                   get_engine=lambda: engine))
+        return list(read(engine, case_id))
+    except SQLAlchemyError as e:
+        logger.info("no notifications here: %s", str(e)[:200])
+        return None
 
 
 def serve(only: str | None = None) -> int:

@@ -110,11 +110,6 @@ class InsurerResponseIn(Strict):
         return v
 
 
-class WebhookIn(Strict):
-    url: Annotated[str, Field(pattern=r"^https?://", max_length=500)]
-    secret: Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$", max_length=200)]
-
-
 # ------------------------------------------------------------------ corrections (PATCH /cases/{id})
 
 class RiderPatch(Strict):

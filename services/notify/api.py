@@ -11,8 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
 from .adapters.sql import SqlNotificationStore
@@ -65,6 +66,12 @@ def public(n: Notification) -> NotificationPublic:
         last_error=n.last_error, created_at=n.created_at, sent_at=n.sent_at)
 
 
+def case_notes(engine: Engine, case_id: str) -> list[dict[str, Any]]:
+    """Every notification of a case with its delivery state (phone numbers masked), oldest first:
+    the mediator desk's view."""
+    return [public(n).model_dump() for n in SqlNotificationStore(engine).for_case(case_id)]
+
+
 def notifications_for_case(engine: Engine, case_id: str) -> list[dict[str, Any]]:
     """What was sent to the rider about this case, oldest first, for the rider's status page:
     channel, the text, the number (masked), language, whether it went out, and when. Nothing
@@ -97,12 +104,40 @@ def error_status(e: NotifyError) -> int:
     return 422
 
 
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[str, Field(pattern=r"^https?://", max_length=500)]
+    secret: Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$", max_length=200)]
+
+
 def make_router(require_mediator: Callable[..., Any], require_case_reader: Callable[..., Any], *,
-                get_engine: Callable[..., Engine] | None = None) -> APIRouter:
+                get_engine: Callable[..., Engine] | None = None,
+                known_insurer: Callable[[str], str] | None = None, allow_private: bool = False) -> APIRouter:
     """``require_mediator`` and ``require_case_reader`` are FastAPI dependencies of the
-    mediation app (401/403 as it decides; the latter reads the ``case_id`` path parameter)."""
+    mediation app (401/403 as it decides; the latter reads the ``case_id`` path parameter).
+    ``known_insurer``: the registered spelling of an insurer code, raising (404) for an unknown one
+    (the wiring injects mediation's registry)."""
     router = APIRouter(prefix="/api/v1", tags=["notifications"])
     EngineDep = Annotated[Engine, Depends(get_engine or _app_engine)]
+
+    @router.put("/insurers/{code}/webhook", tags=["insurers"], dependencies=[Depends(require_mediator)])
+    def set_insurer_webhook(code: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
+                            body: WebhookIn, engine: EngineDep) -> Any:
+        """An insurer's webhook URL and Standard Webhooks secret; the URL's resolved address must
+        not be loopback, private, link-local or metadata (422) unless XJ_WEBHOOK_ALLOW_PRIVATE=1."""
+        from .adapters.sql import set_webhook
+        from .channels.ssrf import check_target
+        from .domain.errors import WebhookConfigError
+
+        if known_insurer is not None:
+            code = known_insurer(code)
+        try:
+            check_target(body.url, allow_private=allow_private)
+            set_webhook(engine, code, body.url, body.secret)
+        except WebhookConfigError as e:
+            return JSONResponse({"detail": f"invalid request: {e.field}: {e}",
+                                 "errors": [{"loc": ["body", e.field], "msg": str(e)}]}, status_code=422)
+        return {"insurer_code": code, "url": body.url, "secret": "whsec_…" + body.secret[-4:]}
 
     @router.get("/cases/{case_id}/notifications", response_model=list[NotificationPublic],
                 summary="A case's notifications and their delivery state")

@@ -482,17 +482,17 @@ def make_app(settings: TrajectorySettings, store: FeedStore) -> tuple[faust.App,
 
 def run_worker(settings: TrajectorySettings | None = None, *, loglevel: str = "warn") -> int:
     """``python -m services.trajectory worker``: run until SIGTERM or SIGINT."""
-    from services.bootstrap import database
     from services.trajectory.replay import ensure_topics
     from services.trajectory.runtime import open_store
+    from shared.db import database_url, make_engine
 
     settings = settings or TrajectorySettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level of its datadir
     consumed = (topics.PLATFORM_EVENTS, topics.GPS, topics.ASSESSMENT_REQUESTED)
     ensure_topics(settings.kafka_bootstrap, (*consumed, *map(topics.dead_letter, consumed), topics.ASSESSMENT_READY,
                                              topics.GAP_FLAGGED), settings.partitions)
-    engine = database(settings, ("trajectory",))
-    store = open_store(engine)
+    engine = make_engine(database_url(settings.database_url, settings.data_dir))
+    store = open_store(engine)  # its tables brought up to date
     app, state = make_app(settings, store)
     state.rebuild()  # before the first event is consumed
     logger.info("trajectory worker (group %s, faust %s) on %s", APP_ID, faust.__version__, settings.kafka_bootstrap)

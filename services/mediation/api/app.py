@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +24,6 @@ from services.mediation.schemas import (
     CaseCreated,
     InsurerResponseIn,
     TransitionIn,
-    WebhookIn,
 )
 from services.mediation.service import Locked, Mediation
 from shared.bus import Bus
@@ -216,23 +215,6 @@ def create_app(c: Container) -> FastAPI:
     @api.get("/cases/{case_id}/audit", tags=["cases"])
     async def audit_trail(case_id: str, actor: CurrentUser) -> dict[str, Any]:
         return await run_in_threadpool(c.mediation.audit_trail, actor=actor, case_id=case_id)
-
-    @api.put("/insurers/{code}/webhook", tags=["insurers"])
-    async def set_webhook(code: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
-                          body: WebhookIn, actor: Mediator) -> Any:
-        from services.mediation.api.office import known_insurer
-        from services.notify.adapters.sql import set_webhook as store
-        from services.notify.channels.ssrf import check_target
-        from services.notify.domain.errors import WebhookConfigError
-
-        code = await run_in_threadpool(known_insurer, c.mediation, code)  # 404 for an unknown code
-        try:
-            await run_in_threadpool(check_target, body.url, allow_private=c.mediation.settings.webhook_allow_private)
-            await run_in_threadpool(store, c.mediation.engine, code, body.url, body.secret)
-        except WebhookConfigError as e:
-            return JSONResponse({"detail": f"invalid request: {e.field}: {e}",
-                                 "errors": [{"loc": ["body", e.field], "msg": str(e)}]}, status_code=422)
-        return {"insurer_code": code, "url": body.url, "secret": "whsec_…" + body.secret[-4:]}
 
     # ------------------------------------------------------------ public
 

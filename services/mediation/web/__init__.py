@@ -9,6 +9,7 @@ signed HttpOnly SameSite cookie; every form carries a per-session CSRF token; Ch
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -42,7 +43,11 @@ def make_router(web: Web) -> APIRouter:
     return router
 
 
-def build(container: Any, engine: Engine, settings: MediationSettings) -> Web:
+Notes = Callable[[str], list[dict[str, Any]] | None]
+
+
+def build(container: Any, engine: Engine, settings: MediationSettings, *, case_notes: Notes | None = None,
+          rider_notes: Notes | None = None) -> Web:
     sessions = Sessions(load_or_create_secret(settings.data_dir),
                         https=settings.public_base_url.startswith("https://"))
     poke_event: asyncio.Event | None = getattr(container, "poke", None)
@@ -51,12 +56,19 @@ def build(container: Any, engine: Engine, settings: MediationSettings) -> Web:
         if poke_event is not None:
             poke_event.set()
 
-    return Web(mediation=container.mediation, engine=engine, settings=settings, sessions=sessions, poke=poke)
+    web = Web(mediation=container.mediation, engine=engine, settings=settings, sessions=sessions, poke=poke)
+    if case_notes is not None:
+        web.case_notes = case_notes
+    if rider_notes is not None:
+        web.rider_notes = rider_notes
+    return web
 
 
-def mount(app: FastAPI, container: Any, engine: Engine, settings: Settings) -> None:
+def mount(app: FastAPI, container: Any, engine: Engine, settings: Settings, *, case_notes: Notes | None = None,
+          rider_notes: Notes | None = None) -> None:
+    """The pages on ``app``; ``case_notes`` / ``rider_notes``: notify's records of a case (ports)."""
     ms = settings if isinstance(settings, MediationSettings) else MediationSettings()
-    app.include_router(make_router(build(container, engine, ms)))
+    app.include_router(make_router(build(container, engine, ms, case_notes=case_notes, rider_notes=rider_notes)))
 
 
 __all__ = ["mount", "make_router", "build", "Web"]

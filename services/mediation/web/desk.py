@@ -262,7 +262,7 @@ def case_data(web: Web, actor: Actor, case_id: str, lang: str) -> dict[str, Any]
     case = m.get_case(actor=actor, case_id=case_id)
     packet = m.packet(actor=actor, case_id=case_id) if case["packet_id"] else None
     trail = m.audit_trail(actor=actor, case_id=case_id)
-    notes = lookups.case_notifications(web.engine, case_id) if actor.role is Role.MEDIATOR else None
+    notes = web.case_notes(case_id) if actor.role is Role.MEDIATOR else None
     labels = {h["actor"] for h in case["history"]} | {e["actor"] for e in trail["entries"]}
     names = lookups.names(web.engine, labels)
     now = web.now()

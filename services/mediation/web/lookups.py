@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from services.mediation.adapters.tables import InsurerRow, UserRow
@@ -52,30 +50,3 @@ def insurer_codes(engine: Engine) -> list[str]:
         return sorted(s.exec(select(InsurerRow.code)).all())
 
 
-def case_notifications(engine: Engine, case_id: str) -> list[dict[str, Any]] | None:
-    """Every notification of a case with its delivery state (phone numbers masked), oldest first;
-    None when the notify service is not deployed with this database."""
-    try:
-        from services.notify.adapters.sql import SqlNotificationStore
-        from services.notify.api import public
-    except ImportError:
-        return None
-    try:
-        return [public(n).model_dump() for n in SqlNotificationStore(engine).for_case(case_id)]
-    except SQLAlchemyError as e:  # notify's tables live elsewhere in this deployment
-        logger.info("no notifications here", extra={"error": str(e)[:200]})
-        return None
-
-
-def rider_notifications(engine: Engine, case_id: str) -> list[dict[str, Any]] | None:
-    """What was sent to the rider (notify's own selection for his status page); None when the
-    notify service is not deployed with this database."""
-    try:
-        from services.notify.api import notifications_for_case
-    except ImportError:
-        return None
-    try:
-        return notifications_for_case(engine, case_id)
-    except SQLAlchemyError as e:
-        logger.info("no notifications here", extra={"error": str(e)[:200]})
-        return None

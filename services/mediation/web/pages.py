@@ -67,6 +67,10 @@ class Web:
     settings: MediationSettings
     sessions: Sessions
     poke: Callable[[], None] = lambda: None
+    # notify's records, injected by the wiring (a port, not an import): every notification of a
+    # case (phones masked) and what the rider was sent; None where notify is not deployed here
+    case_notes: Callable[[str], list[dict[str, Any]] | None] = lambda _case_id: None
+    rider_notes: Callable[[str], list[dict[str, Any]] | None] = lambda _case_id: None
     env: jinja2.Environment = field(init=False)
     static: dict[str, Static] = field(init=False)
 

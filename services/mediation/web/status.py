@@ -14,7 +14,7 @@ from starlette.responses import Response
 from services.mediation.domain.coverage import rider_note
 from services.mediation.service import Locked
 
-from . import i18n, lookups, views
+from . import i18n, views
 from .pages import Web, route_class
 
 HEADERS = {"referrer-policy": "no-referrer", "x-robots-tag": "noindex"}
@@ -47,7 +47,7 @@ def make_router(web: Web) -> APIRouter:
             return page(request, {"number": number, "error": _("not_matched")}, 404)
         # his own language when he has not chosen one here
         lang = web.lang(request, fallback=st.get("lang"))
-        sent = await run_in_threadpool(lookups.rider_notifications, web.engine, st["case_id"])
+        sent = await run_in_threadpool(web.rider_notes, st["case_id"])
         result = {"number": st["case_number"], "status": st["status"],
                   "label": i18n.status_label(st["status"], lang), "next": i18n.next_step(st["status"], lang),
                   "evidence": rider_note(st.get("phase"), st["status"], lang),
