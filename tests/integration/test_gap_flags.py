@@ -8,6 +8,7 @@ the flag covering the incident."""
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,15 @@ def test_seed_case_flags_through_the_api(tmp_path: Path) -> None:
             for to in ("under_review", "proposal_sent"):
                 assert m.post(f"/api/v1/cases/{cid}/transitions", json={"to": to, "reason": "审查"}).status_code == 200
             assert ins.get(f"/api/v1/cases/{cid}/gaps").json() == m.get(f"/api/v1/cases/{cid}/gaps").json()
+        # the mediator's desk shows them on the case page
+        with s.client(follow_redirects=False) as web:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/").text)
+            assert csrf
+            r = web.post("/signin", data={"csrf": csrf.group(1), "token": s.tokens["mediator"], "next": "/"})
+            assert r.status_code == 303, r.text
+            page = web.get(f"/cases/{cid}").text
+            assert 'id="gap-flags"' in page and "订单间隔标记" in page and "两单之间的合理衔接" in page
+            assert covering["flagged_at"].replace("T", " ")[:19] in page
 
 
 def test_flags_made_before_the_claim_say_so(tmp_path: Path) -> None:

@@ -276,8 +276,24 @@ def case_data(web: Web, actor: Actor, case_id: str, lang: str) -> dict[str, Any]
         "who": {label: views.actor_name(label, names, lang) for label in labels},
         "steps": [s for s in case["allowed_transitions"]],
         "attachments": office_pages.attachments_for(web, actor, case_id),
+        "flags": _flags(web, actor, case_id, lang),
         "danger": i18n.DANGER,
     }
+
+
+def _flags(web: Web, actor: Actor, case_id: str, lang: str) -> list[dict[str, Any]] | None:
+    """The rider's gaps in the evidence window as flagged when the orders closed (None: not shown
+    to this reader yet)."""
+    from services.mediation.domain.errors import Forbidden
+    from services.mediation.gaps import case_gaps
+
+    try:
+        found = case_gaps(web.mediation, actor=actor, case_id=case_id)
+    except Forbidden:
+        return None
+    return [{**g, "from_hm": g["from"][11:19], "to_hm": g["to"][11:19],
+             "flagged": (g.get("flagged_at") or "").replace("T", " ")[:19],
+             "label": i18n.phase_label(g["phase"], lang)} for g in found]
 
 
 def case_command(form: dict[str, str], lang: str, tz: str) -> tuple[CaseCreate | None, list[str]]:
