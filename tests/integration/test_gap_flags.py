@@ -8,7 +8,6 @@ the flag covering the incident."""
 from __future__ import annotations
 
 import random
-import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from services.embedded import running_system, wait_for
 from services.trajectory.adapters.feeds import load_dir
 from services.trajectory.domain.assess import analyse
 from services.trajectory.domain.model import Params
+from tests.support.desk import signed_in
 from tests.support.evidence_path import DAYS, case_body, packet_assessment, upload
 
 pytestmark = pytest.mark.integration
@@ -94,11 +94,7 @@ def test_seed_case_flags_through_the_api(tmp_path: Path) -> None:
                 assert m.post(f"/api/v1/cases/{cid}/transitions", json={"to": to, "reason": "审查"}).status_code == 200
             assert ins.get(f"/api/v1/cases/{cid}/gaps").json() == m.get(f"/api/v1/cases/{cid}/gaps").json()
         # the mediator's desk shows them on the case page
-        with s.client(follow_redirects=False) as web:
-            csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/").text)
-            assert csrf
-            r = web.post("/signin", data={"csrf": csrf.group(1), "token": s.tokens["mediator"], "next": "/"})
-            assert r.status_code == 303, r.text
+        with signed_in(s, s.tokens["mediator"]) as web:
             page = web.get(f"/cases/{cid}").text
             assert 'id="gap-flags"' in page and "订单间隔标记" in page and "两单之间的合理衔接" in page
             assert covering["flagged_at"].replace("T", " ")[:19] in page

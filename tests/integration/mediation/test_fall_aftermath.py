@@ -14,6 +14,7 @@ import pytest
 
 from services.embedded import running_system, wait_for
 from tests.seed_fall import write_seed_sat
+from tests.support.desk import signed_in
 
 pytestmark = pytest.mark.integration
 
@@ -74,11 +75,7 @@ def test_seed_case_sitting_after_the_fall_is_connecting_in_batch_and_running_sys
     tl = packet["figures"]["timeline.svg"]
     assert "事发后 aftermath" in tl and re.search(r"stayed \d+ min", tl)
     # and the mediator's desk names it, in the finding and in the phases table
-    with s.client(follow_redirects=False) as web:
-        csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/").text)
-        assert csrf
-        r = web.post("/signin", data={"csrf": csrf.group(1), "token": s.tokens["mediator"], "next": "/"})
-        assert r.status_code == 303, r.text
+    with signed_in(s, s.tokens["mediator"]) as web:
         page = web.get(f"/cases/{cid}").text
         assert 'id="aftermath"' in page and "不计为休息" in page and 'class="aftermath-row"' in page
         assert "属于连续配送" in page
