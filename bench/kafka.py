@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="leave the produced records in the topics")
     args = ap.parse_args(argv)
 
-    from services.trajectory.replay import ensure_topics
-    from services.trajectory.stream import consumer_groups
+    from services.trajectory.entrypoints.replay import ensure_topics
+    from services.trajectory.entrypoints.stream import consumer_groups
     from shared import topics
 
     base_url = args.database or subprocess.run(["bash", str(ROOT / "deploy/postgres/pg.sh"), "url"],

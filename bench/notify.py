@@ -144,12 +144,12 @@ async def run(args: argparse.Namespace) -> list[tuple[str, ...]]:
     from datetime import UTC, datetime
 
     from services.notify.adapters import migrate
+    from services.notify.adapters.channels.email import SmtpEmailChannel
+    from services.notify.adapters.channels.webhook import WebhookChannel
     from services.notify.adapters.sql import SqlInsurerDirectory, set_webhook
-    from services.notify.channels.email import SmtpEmailChannel
-    from services.notify.channels.webhook import WebhookChannel
     from services.notify.domain.model import Draft
+    from services.notify.entrypoints.worker import build
     from services.notify.settings import NotifySettings
-    from services.notify.worker import build
     from shared.db import make_engine
     from tests.unit.notify.builders import envelope, opened
 

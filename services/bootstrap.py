@@ -71,21 +71,21 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
     if "trajectory" in services and trajectory is not None:
         tasks.append(asyncio.create_task(trajectory.run_handlers(stop), name="trajectory"))
     if "notify" in services:
-        from services.notify.worker import run as run_notify
+        from services.notify.entrypoints.worker import run as run_notify
 
         tasks.append(asyncio.create_task(run_notify(bus, engine, settings, stop), name="notify"))
     if "mediation" in services:
         import uvicorn
 
-        from services.mediation import runtime
+        from services.mediation.entrypoints import worker as runtime
 
         assert trajectory is not None
         app, container = http_app(settings, engine, bus, trajectory)
         mediation = container.mediation
         runtime.subscribe(mediation, bus, settings.key_dir, container.poke, mediation.settings.mediation_group)
         tasks.append(asyncio.create_task(runtime.relay_outbox(mediation, bus, container.poke, stop), name="relay"))
-        from services.mediation import scheduler
-        from services.mediation.office import Office
+        from services.mediation.entrypoints import scheduler
+        from services.mediation.service_layer.office import Office
 
         tasks.append(asyncio.create_task(scheduler.run(Office(mediation), container.poke, stop), name="overdue"))
         config = uvicorn.Config(app, host="127.0.0.1", port=port or settings.http_port, log_level="warning",
@@ -122,8 +122,8 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
 def http_app(settings: Any, engine: Engine, bus: Bus, trajectory: Any) -> tuple[Any, Any]:
     """The one HTTP server: mediation's API and pages, the trajectory service's feed intake and
     notify's reads, on one FastAPI app. Returns the app and mediation's container."""
-    from services.mediation.api.app import Container, create_app
-    from services.mediation.service import Mediation
+    from services.mediation.entrypoints.api.app import Container, create_app
+    from services.mediation.service_layer.cases import Mediation
 
     container = Container(mediation=Mediation(engine, settings), bus=bus, tz=settings.timezone,
                           key_dir=settings.key_dir)
@@ -136,9 +136,9 @@ def http_app(settings: Any, engine: Engine, bus: Bus, trajectory: Any) -> tuple[
 def _mount_extras(app: Any, container: Any, engine: Engine, settings: Any) -> None:
     """notify's routes and mediation's pages on the same server, each given what it needs of the
     other through a port (the services do not import each other)."""
-    from services.mediation.api.office import known_insurer
-    from services.mediation.web import mount as mount_web
-    from services.notify import api as notify_api
+    from services.mediation.entrypoints.api.office import known_insurer
+    from services.mediation.entrypoints.web import mount as mount_web
+    from services.notify.entrypoints import api as notify_api
 
     mount_web(app, container, engine, settings, case_notes=lambda cid: _notes(notify_api.case_notes, engine, cid),
               rider_notes=lambda cid: _notes(notify_api.notifications_for_case, engine, cid))

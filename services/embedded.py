@@ -38,7 +38,7 @@ class System:
                  email: str | None = None) -> str:
         from services.bootstrap import database
         from services.mediation.domain.model import Role
-        from services.mediation.service import Mediation
+        from services.mediation.service_layer.cases import Mediation
         from services.mediation.settings import MediationSettings
 
         settings = MediationSettings()

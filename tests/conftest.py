@@ -79,6 +79,6 @@ def db_url(request: pytest.FixtureRequest, fresh_database: Callable[[str], str])
     return fresh_database(request.param)
 
 
-# Tests post webhooks to receivers on 127.0.0.1: the SSRF guard (services/notify/channels/ssrf.py)
+# Tests post webhooks to receivers on 127.0.0.1: the SSRF guard (services/notify/adapters/channels/ssrf.py)
 # is lifted for them, in this process and the processes it starts; the SSRF tests turn it on.
 os.environ.setdefault("XJ_WEBHOOK_ALLOW_PRIVATE", "1")

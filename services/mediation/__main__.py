@@ -1,3 +1,3 @@
-from services.mediation.cli import main
+from services.mediation.entrypoints.cli import main
 
 raise SystemExit(main())

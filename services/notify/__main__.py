@@ -10,10 +10,9 @@ import sys
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from services.notify.settings import NotifySettings
 from shared.bus import Bus, InMemoryBus
 from shared.db import database_url, make_engine
-
-from .settings import NotifySettings
 
 logger = logging.getLogger("services.notify")
 
@@ -29,7 +28,7 @@ def make_bus(settings: NotifySettings) -> Bus:
 
 
 async def worker(settings: NotifySettings) -> int:
-    from .worker import wire
+    from services.notify.entrypoints.worker import wire
 
     engine = make_engine(database_url(settings.database_url, settings.data_dir))
     bus = make_bus(settings)
@@ -40,7 +39,7 @@ async def worker(settings: NotifySettings) -> int:
     app = wire(bus, engine, settings)  # subscribed before the bus starts
     await bus.start()
     logger.info("notify worker running", extra={"bus": settings.bus, "smtp": settings.smtp_host})
-    from .schedule import daily_digest
+    from services.notify.entrypoints.scheduler import daily_digest
 
     daily = asyncio.create_task(daily_digest(lambda day: app.recorder.record_digests(day=day), app.dispatcher.wake,
                                              settings, stop))
@@ -55,7 +54,7 @@ async def worker(settings: NotifySettings) -> int:
 
 
 async def digest(settings: NotifySettings, day: date | None) -> int:
-    from .worker import build
+    from services.notify.entrypoints.worker import build
 
     engine = make_engine(database_url(settings.database_url, settings.data_dir))
     app = build(engine, settings)
@@ -95,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(worker(settings))
     if args.cmd == "digest":
         return asyncio.run(digest(settings, args.day))
-    from .adapters import migrate
-    from .adapters.sql import SqlNotificationStore, set_webhook
-    from .domain.errors import NotifyError
+    from services.notify.adapters import migrate
+    from services.notify.adapters.sql import SqlNotificationStore, set_webhook
+    from services.notify.domain.errors import NotifyError
 
     engine = make_engine(database_url(settings.database_url, settings.data_dir))
     migrate.upgrade(engine)
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             n = store.replay(args.id, now=datetime.now(UTC))
             print(f"{n.id} {n.state}")
         elif args.cmd == "webhook":
-            from .channels.ssrf import check_target
+            from services.notify.adapters.channels.ssrf import check_target
 
             check_target(args.url, allow_private=settings.webhook_allow_private)
             info = set_webhook(engine, args.code, args.url, args.secret)

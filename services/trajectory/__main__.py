@@ -4,7 +4,7 @@
 import os
 import sys
 
-from services.trajectory.cli import main
+from services.trajectory.entrypoints.cli import main
 
 code = main()
 if sys.argv[1:2] == ["assess"]:

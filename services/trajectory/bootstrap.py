@@ -13,11 +13,12 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.engine import Engine
 
-from services.trajectory import api, runtime
 from services.trajectory.adapters.store import FeedStore
 from services.trajectory.domain.model import Params
-from services.trajectory.flagging import UploadFlagger
-from services.trajectory.runtime import TrajectorySettings
+from services.trajectory.entrypoints import api
+from services.trajectory.entrypoints import worker as runtime
+from services.trajectory.entrypoints.worker import TrajectorySettings
+from services.trajectory.service_layer.flagging import UploadFlagger
 from shared.bus import Bus
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Trajectory:
 
     async def run_handlers(self, stop: asyncio.Event) -> None:
         """The service's bus handlers (assessment requests, feeds on the bus) and retention, on the
-        embedded bus (on Kafka the faust worker of :mod:`services.trajectory.stream` runs them)."""
+        embedded bus (on Kafka the faust worker of :mod:`services.trajectory.entrypoints.stream` runs them)."""
         await runtime.run_embedded(self.bus, self.store, self.settings, stop)
 
 

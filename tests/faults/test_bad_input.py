@@ -505,7 +505,7 @@ WEB_FORMS = ["/signin", "/signout", "/cases/new", "/cases/{case_id}/transitions"
 def door_limit(path: str) -> tuple[int, int]:
     """(bytes refused above, the limit the 413 names) of a door: feeds and packet checks, attachments
     (the file's limit, plus the multipart framing around it), every other (JSON, forms)."""
-    from services.mediation.api.limits import MULTIPART_SLACK
+    from services.mediation.entrypoints.api.limits import MULTIPART_SLACK
 
     if path.startswith("/api/v1/feeds/") or path == "/api/v1/packets/verify":
         return BODY_LIMIT, BODY_LIMIT

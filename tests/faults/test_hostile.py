@@ -496,7 +496,7 @@ def test_tampered_packets_and_audit_trails_are_caught(world: World, tmp_path: Pa
     from services.mediation.adapters.tables import AuditRow, CaseRow
     from services.mediation.packet.canonical import dump_packet, manifest_for, unsigned
     from services.mediation.packet.sign import KeyRing, verify_bytes
-    from services.mediation.service import Mediation
+    from services.mediation.service_layer.cases import Mediation
     from services.mediation.settings import MediationSettings
     from shared.db import make_engine
 

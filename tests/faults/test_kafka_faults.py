@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from services.trajectory.adapters.feeds import read_gps, read_platform
 from services.trajectory.adapters.store import FeedStore, event_uid, ping_keys
 from services.trajectory.domain.model import Params
-from services.trajectory.replay import ensure_topics
-from services.trajectory.service import assess_request
+from services.trajectory.entrypoints.replay import ensure_topics
+from services.trajectory.service_layer.handlers import assess_request
 from shared import topics
 from shared.events import AssessmentRequested
 from tests.integration.kafka.procs import base_env, processes, simulated_day, wait, worker_lag

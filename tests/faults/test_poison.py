@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from services.mediation.adapters.tables import EvidenceRequestRow
 from services.mediation.domain.model import Role
 from services.mediation.schemas import CaseCreate
-from services.mediation.service import Mediation
+from services.mediation.service_layer.cases import Mediation
 from services.mediation.settings import MediationSettings
 from services.trajectory.adapters.store import FeedStore
 from shared import topics
@@ -220,8 +220,8 @@ def record_and_check(reliability: Reliability, outcomes: list[Outcome], load: st
 
 async def _embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Plan, dict[str, list[Message]], Engine]:
     from services.bootstrap import database
-    from services.mediation import runtime
-    from services.notify.worker import run as run_notify
+    from services.mediation.entrypoints import worker as runtime
+    from services.notify.entrypoints.worker import run as run_notify
     from services.trajectory.bootstrap import bootstrap as trajectory
 
     monkeypatch.setenv("XJ_DATA_DIR", str(tmp_path / "var"))
@@ -307,7 +307,7 @@ def test_poison_on_every_topic_on_kafka(private_kafka: Any, private_postgres: An
 
     from services.bootstrap import database
     from services.embedded import free_port
-    from services.trajectory.replay import ensure_topics
+    from services.trajectory.entrypoints.replay import ensure_topics
     from tests.integration.kafka.procs import base_env, processes, readyz, wait
 
     bootstrap = private_kafka.bootstrap

@@ -31,7 +31,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.embedded import free_port
-from services.trajectory.replay import ensure_topics
+from services.trajectory.entrypoints.replay import ensure_topics
 from shared import topics
 from tests.integration.kafka.procs import (
     WebhookReceiver,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from .model import Case, Status
+from services.mediation.domain.model import Case, Status
 
 DEFAULT_HOURS: dict[Status, float] = {
     Status.OPENED: 24,  # request the evidence within a day

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import Status
+from services.mediation.domain.model import Status
 
 
 class DomainError(Exception):

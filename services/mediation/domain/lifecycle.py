@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from services.mediation.domain.errors import Forbidden, IllegalTransition
+from services.mediation.domain.model import Actor, Case, Role, Status, TransitionRecord
 from shared.events import CaseOpened, Event, StatusChanged
-
-from .errors import Forbidden, IllegalTransition
-from .model import Actor, Case, Role, Status, TransitionRecord
 
 S, R = Status, Role
 M, INS, SY = frozenset({R.MEDIATOR}), frozenset({R.INSURER}), frozenset({R.SYSTEM})

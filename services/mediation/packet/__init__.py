@@ -6,9 +6,22 @@ earlier ``/1`` still verify), its figures, and its printable PDF.
 ``render_pdf`` prints a signed packet.
 """
 
-from .body import build_packet
-from .canonical import FORMAT, FORMAT_V1, canonical_json, dump_packet, packet_sha256
-from .sign import KeyRing, Verdict, published_keys, verify, verify_bytes, verify_file
+from services.mediation.packet.body import build_packet
+from services.mediation.packet.canonical import (
+    FORMAT,
+    FORMAT_V1,
+    canonical_json,
+    dump_packet,
+    packet_sha256,
+)
+from services.mediation.packet.sign import (
+    KeyRing,
+    Verdict,
+    published_keys,
+    verify,
+    verify_bytes,
+    verify_file,
+)
 
 __all__ = [
     "FORMAT", "FORMAT_V1", "KeyRing", "Verdict", "build_packet", "canonical_json", "dump_packet", "packet_sha256",

@@ -37,11 +37,10 @@ from typing import Any
 
 import orjson
 
+from services.mediation.packet.canonical import FORMAT, manifest_for
+from services.mediation.packet.figures import figures_from_sections
+from services.mediation.packet.privacy import mask_name, mask_phone, redact_phones
 from shared.timeutil import iso_local, parse_one
-
-from .canonical import FORMAT, manifest_for
-from .figures import figures_from_sections
-from .privacy import mask_name, mask_phone, redact_phones
 
 Instant = float | int | datetime | str | None
 

@@ -39,9 +39,17 @@ from reportlab.platypus import (
 )
 
 from services.mediation.domain.coverage import settle_with
-
-from .canonical import FIGURES, SECTIONS, packet_sha256
-from .figures import PHASES, Circle, Line, Poly, Rect, Scene, Text, scenes_from_sections
+from services.mediation.packet.canonical import FIGURES, SECTIONS, packet_sha256
+from services.mediation.packet.figures import (
+    PHASES,
+    Circle,
+    Line,
+    Poly,
+    Rect,
+    Scene,
+    Text,
+    scenes_from_sections,
+)
 
 CJK = "STSong-Light"
 LATIN = "Helvetica"

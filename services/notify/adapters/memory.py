@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from ..domain.errors import NotificationNotFound, NotReplayable
-from ..domain.model import (
+from services.notify.domain.errors import NotificationNotFound, NotReplayable
+from services.notify.domain.model import (
     DUE_STATES,
     CaseView,
     Draft,
@@ -18,8 +18,8 @@ from ..domain.model import (
     OverdueCase,
     State,
 )
-from ..domain.ports import Outcome
-from ..domain.webhooks import SecretEntry, check_url, rotate, valid_secrets
+from services.notify.domain.ports import Outcome
+from services.notify.domain.webhooks import SecretEntry, check_url, rotate, valid_secrets
 
 
 class InMemoryNotificationStore:

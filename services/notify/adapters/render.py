@@ -20,9 +20,8 @@ import orjson
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from services.notify.domain.model import Channel, Intent
 from shared.timeutil import DEFAULT_TZ, check_zone
-
-from ..domain.model import Channel, Intent
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 _URL = re.compile(r"https?://[^\s<>\"'，。）)]+")

@@ -12,10 +12,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from shared.db import unit_of_work
-
-from ..domain.errors import NotificationNotFound, NotReplayable
-from ..domain.model import (
+from services.notify.adapters.tables import (
+    NotifyCase,
+    NotifyConsumedEvent,
+    NotifyInsurerChannel,
+    NotifyNotification,
+    UTCDateTime,
+)
+from services.notify.domain.errors import NotificationNotFound, NotReplayable
+from services.notify.domain.model import (
     DUE_STATES,
     CaseView,
     Draft,
@@ -24,15 +29,9 @@ from ..domain.model import (
     OverdueCase,
     State,
 )
-from ..domain.ports import Outcome
-from ..domain.webhooks import SecretEntry, check_url, rotate, valid_secrets
-from .tables import (
-    NotifyCase,
-    NotifyConsumedEvent,
-    NotifyInsurerChannel,
-    NotifyNotification,
-    UTCDateTime,
-)
+from services.notify.domain.ports import Outcome
+from services.notify.domain.webhooks import SecretEntry, check_url, rotate, valid_secrets
+from shared.db import unit_of_work
 
 logger = logging.getLogger(__name__)
 

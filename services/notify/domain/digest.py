@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
 
-from .model import Channel, Intent, OverdueCase, Role
-from .routing import case_link, desk_link
+from services.notify.domain.model import Channel, Intent, OverdueCase, Role
+from services.notify.domain.routing import case_link, desk_link
 
 
 def digest_event_id(day: date) -> str:

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from .model import CaseView, Draft, InsurerChannel, Notification, OverdueCase, State
+from services.notify.domain.model import (
+    CaseView,
+    Draft,
+    InsurerChannel,
+    Notification,
+    OverdueCase,
+    State,
+)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from services.notify.domain.model import CaseView, Channel, InsurerContact, Intent, Role
 from shared.events import (
     CaseEvent,
     CaseOpened,
@@ -38,8 +39,6 @@ from shared.events import (
     InsurerResponded,
     StatusChanged,
 )
-
-from .model import CaseView, Channel, InsurerContact, Intent, Role
 
 FINAL_STATUSES = frozenset({"resolved", "closed", "escalated", "withdrawn"})  # rider is told
 INSURER_STATUSES = frozenset({"escalated", "withdrawn", "closed"})  # insurer is told (email and webhook)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import WebhookConfigError
+from services.notify.domain.errors import WebhookConfigError
 
 PREFIX = "whsec_"
 

@@ -46,8 +46,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
 from services.trajectory.adapters.feeds import GpsColumns, RawEvent, assemble
+from services.trajectory.domain.gaps import Cause, ClosedGap, Flag
 from services.trajectory.domain.model import Order, Phase, PresenceEvent, RiderDay, Track
-from services.trajectory.gaps import Cause, ClosedGap, Flag
 from shared.db import unit_of_work
 
 logger = logging.getLogger(__name__)

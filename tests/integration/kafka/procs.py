@@ -149,7 +149,7 @@ def group_lag(bootstrap: str, group: str, topic_names: Iterable[str]) -> int:
 
 def worker_lag(bootstrap: str, worker_group: str, topic_names: Iterable[str] | None = None) -> int:
     """Records of ``topic_names`` (default: all the worker reads) its consumer groups have not committed."""
-    from services.trajectory.stream import consumer_groups
+    from services.trajectory.entrypoints.stream import consumer_groups
 
     return sum(group_lag(bootstrap, group, [t for t in names if topic_names is None or t in topic_names])
                for group, names in consumer_groups(worker_group).items())
@@ -157,7 +157,7 @@ def worker_lag(bootstrap: str, worker_group: str, topic_names: Iterable[str] | N
 
 def start_worker_at_end(bootstrap: str, worker_group: str) -> bool:
     """:func:`start_group_at_end` for every consumer group of a trajectory worker."""
-    from services.trajectory.stream import consumer_groups
+    from services.trajectory.entrypoints.stream import consumer_groups
 
     return all([start_group_at_end(bootstrap, g, ts) for g, ts in consumer_groups(worker_group).items()])
 

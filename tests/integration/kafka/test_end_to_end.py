@@ -22,7 +22,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.embedded import free_port
 from services.trajectory.adapters.store import FeedStore
-from services.trajectory.replay import ensure_topics
+from services.trajectory.entrypoints.replay import ensure_topics
 from shared import topics
 from tests.integration.kafka.procs import (
     ROOT,

@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from services.embedded import free_port
-from services.trajectory.replay import ensure_topics
+from services.trajectory.entrypoints.replay import ensure_topics
 from shared import topics
 from tests.integration.kafka.procs import (
     ROOT,

@@ -18,8 +18,8 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
-from services.trajectory.replay import ensure_topics
-from services.trajectory.stream import consumer_groups
+from services.trajectory.entrypoints.replay import ensure_topics
+from services.trajectory.entrypoints.stream import consumer_groups
 from shared import topics
 from shared.events import AssessmentReady, AssessmentRequested, Envelope, decode
 from tests.integration.kafka.procs import (

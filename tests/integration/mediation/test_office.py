@@ -326,7 +326,7 @@ def test_webhook_send_checks_the_address_again():
     """A URL that was public at registration but resolves to loopback at send time is not posted to."""
     import asyncio
 
-    from services.notify.channels.webhook import WebhookChannel
+    from services.notify.adapters.channels.webhook import WebhookChannel
     from services.notify.domain.model import InsurerChannel
 
     class Directory:
@@ -398,8 +398,8 @@ def test_webhook_connection_is_checked_where_it_connects(monkeypatch):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from services.notify.channels import webhook as webhook_module
-    from services.notify.channels.webhook import WebhookChannel
+    from services.notify.adapters.channels import webhook as webhook_module
+    from services.notify.adapters.channels.webhook import WebhookChannel
     from services.notify.domain.model import InsurerChannel
 
     hits: list[str] = []

@@ -32,9 +32,9 @@ def test_audit_verify_catches_edited_history_and_status(db_url, tmp_path):
     from services.mediation.adapters import migrate
     from services.mediation.adapters.tables import CaseRow, TransitionRow
     from services.mediation.domain.model import Actor, Role, Status
-    from services.mediation.office import Office
     from services.mediation.schemas import CaseCreate
-    from services.mediation.service import Mediation
+    from services.mediation.service_layer.cases import Mediation
+    from services.mediation.service_layer.office import Office
     from services.mediation.settings import MediationSettings
     from shared.db import make_engine
 
@@ -113,9 +113,9 @@ def test_retention_never_touches_a_case_not_closed(db_url, tmp_path):
     from services.mediation.adapters import migrate
     from services.mediation.adapters.office_tables import AttachmentRow, BlobRow
     from services.mediation.domain.model import Actor, Role, Status
-    from services.mediation.office import Office
     from services.mediation.schemas import CaseCreate
-    from services.mediation.service import Mediation
+    from services.mediation.service_layer.cases import Mediation
+    from services.mediation.service_layer.office import Office
     from services.mediation.settings import MediationSettings
     from shared.db import make_engine
 

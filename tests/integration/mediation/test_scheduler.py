@@ -14,9 +14,9 @@ import pytest
 from services.mediation.adapters import migrate
 from services.mediation.adapters.tables import OutboxRow
 from services.mediation.domain.model import Role, Status
-from services.mediation.office import Office
-from services.mediation.scheduler import run as run_scheduler
-from services.mediation.service import Mediation
+from services.mediation.entrypoints.scheduler import run as run_scheduler
+from services.mediation.service_layer.cases import Mediation
+from services.mediation.service_layer.office import Office
 from services.mediation.settings import MediationSettings
 from shared.db import make_engine
 from shared.events import Envelope
@@ -40,8 +40,8 @@ def _overdue_events(engine) -> list[Envelope]:
 
 def test_two_schedulers_one_overdue_case_one_notice_one_digest_line(db_url, tmp_path):
     from services.mediation.schemas import CaseCreate
+    from services.notify.entrypoints.worker import build
     from services.notify.settings import NotifySettings
-    from services.notify.worker import build
 
     settings = MediationSettings(database_url=db_url, data_dir=tmp_path / "var", deadline_opened_h=0.0002,
                                  deadline_escalated_h=0)

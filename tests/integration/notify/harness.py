@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from services.notify.domain.model import Notification
-from services.notify.worker import NotifyApp
+from services.notify.entrypoints.worker import NotifyApp
 from shared.events import Event
 from tests.unit.notify.builders import envelope
 

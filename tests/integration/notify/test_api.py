@@ -10,10 +10,10 @@ import pytest
 from fastapi import FastAPI, Header, HTTPException
 from fastapi.testclient import TestClient
 
-from services.notify.api import make_router, notifications_for_case
-from services.notify.channels.fake import RecordingChannel
+from services.notify.adapters.channels.fake import RecordingChannel
 from services.notify.domain.model import DeliveryResult
-from services.notify.worker import build
+from services.notify.entrypoints.api import make_router, notifications_for_case
+from services.notify.entrypoints.worker import build
 from tests.unit.notify.builders import opened
 
 from .conftest import settings_for

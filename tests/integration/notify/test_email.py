@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.notify.adapters.sql import set_contact
-from services.notify.worker import build
+from services.notify.entrypoints.worker import build
 from tests.unit.notify.builders import evidence_shared, opened, responded
 
 from .conftest import SmtpSink, free_port, settings_for, until

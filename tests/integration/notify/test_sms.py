@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services.notify.worker import build
+from services.notify.entrypoints.worker import build
 from tests.unit.notify.builders import opened, responded
 
 from .conftest import Receiver, settings_for

@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.notify.adapters.sql import remove_webhook, set_webhook, webhook_info
-from services.notify.worker import build
+from services.notify.entrypoints.worker import build
 from tests.unit.notify.builders import changed, evidence_shared, opened
 
 from .conftest import Receiver, settings_for, until

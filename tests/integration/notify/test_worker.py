@@ -17,7 +17,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from services.notify.adapters.sql import SqlNotificationStore, set_webhook
-from services.notify.worker import build, run
+from services.notify.entrypoints.worker import build, run
 from shared.bus import InMemoryBus
 from shared.topics import CASE_EVENTS, dead_letter
 from tests.unit.notify.builders import (

@@ -14,11 +14,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from services.trajectory import cli
 from services.trajectory.adapters.feeds import load_dir
 from services.trajectory.adapters.store import FeedStore, migrate
 from services.trajectory.domain.model import Params
-from services.trajectory.service import assess_request, ingest
+from services.trajectory.entrypoints import cli
+from services.trajectory.service_layer.handlers import assess_request, ingest
 from shared.db import make_engine
 from shared.events import AssessmentFailed, AssessmentReady, AssessmentRequested
 from tests.unit.trajectory.builders import T0

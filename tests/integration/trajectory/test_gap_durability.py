@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from services.trajectory.adapters.store import FeedStore, migrate
-from services.trajectory.runtime import TrajectorySettings
-from services.trajectory.stream import Worker
+from services.trajectory.entrypoints.stream import Worker
+from services.trajectory.entrypoints.worker import TrajectorySettings
 from shared import topics
 from shared.events import Envelope, GapFlagged, decode
 

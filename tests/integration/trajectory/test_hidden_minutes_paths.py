@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from services.trajectory.domain.model import Params
-from services.trajectory.service import assess_request, ingest
+from services.trajectory.service_layer.handlers import assess_request, ingest
 from shared.events import AssessmentReady, AssessmentRequested
 from tests.unit.trajectory.builders import T0, pos, ride, stay
 

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.trajectory.adapters.store import FeedStore, migrate
-from services.trajectory.service import handle_feed_batch
+from services.trajectory.service_layer.handlers import handle_feed_batch
 from shared import topics
 from shared.bus import Message
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from services.trajectory.adapters.store import FeedStore
-from services.trajectory.runtime import TrajectorySettings, purge_once
+from services.trajectory.entrypoints.worker import TrajectorySettings, purge_once
 from shared import topics
 
 from .helpers import SEED, publish_dir, replies, request, request_for, running, seed_incident

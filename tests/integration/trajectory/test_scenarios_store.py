@@ -10,7 +10,7 @@ from services.trajectory.adapters.feeds import load_dir
 from services.trajectory.adapters.store import FeedStore, migrate
 from services.trajectory.domain.assess import analyse, assess
 from services.trajectory.domain.model import Params
-from services.trajectory.service import assess_request, ingest
+from services.trajectory.service_layer.handlers import assess_request, ingest
 from shared.events import AssessmentReady, AssessmentRequested
 from shared.timeutil import iso_local
 

@@ -11,9 +11,9 @@ import sys
 import orjson
 import pytest
 
-from services.trajectory import service
 from services.trajectory.adapters.store import FeedStore, migrate
 from services.trajectory.domain.model import Params
+from services.trajectory.service_layer import handlers as service
 from shared import topics
 from shared.bus import InMemoryBus
 from shared.events import AssessmentFailed, AssessmentReady

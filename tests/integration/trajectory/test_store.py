@@ -22,7 +22,7 @@ from services.trajectory.adapters.store import (
     downgrade,
     migrate,
 )
-from services.trajectory.service import ingest
+from services.trajectory.service_layer.handlers import ingest
 from shared.geo import to_wgs84
 
 from .helpers import SEED, TZ, gps, lines, platform

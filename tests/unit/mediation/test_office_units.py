@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from services.mediation.domain.model import Status
-from services.mediation.office import configured_insurers, sniff
+from services.mediation.service_layer.office import configured_insurers, sniff
 from services.mediation.settings import MediationSettings
-from services.notify.channels.ssrf import refused
-from services.notify.schedule import next_digest
+from services.notify.adapters.channels.ssrf import refused
+from services.notify.entrypoints.scheduler import next_digest
 from services.notify.settings import NotifySettings
 
 pytestmark = pytest.mark.unit

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.notify.adapters.channels.fake import RecordingChannel
 from services.notify.adapters.memory import InMemoryInsurerDirectory, InMemoryNotificationStore
 from services.notify.adapters.render import TemplateRenderer
-from services.notify.channels.fake import RecordingChannel
-from services.notify.dispatcher import Dispatcher
 from services.notify.domain.model import Draft
 from services.notify.domain.retry import RetryPolicy
-from services.notify.service import Recorder
+from services.notify.service_layer.dispatcher import Dispatcher
+from services.notify.service_layer.recorder import Recorder
 from services.notify.settings import NotifySettings
 
 from .builders import BASE, T0

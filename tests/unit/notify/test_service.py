@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from services.notify.domain.digest import digest_event_id
-from services.notify.service import make_handler
+from services.notify.service_layer.recorder import make_handler
 from shared.bus import Message
 from shared.events import AssessmentFailed, EventError
 from shared.topics import CASE_EVENTS

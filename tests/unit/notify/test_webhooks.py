@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from services.notify.channels.signing import headers, sign, signature
+from services.notify.adapters.channels.signing import headers, sign, signature
 from services.notify.domain.errors import WebhookConfigError
 from services.notify.domain.webhooks import (
     SecretEntry,

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.trajectory import cli
 from services.trajectory.adapters.feeds import load_dir
 from services.trajectory.domain.assess import analyse, assess
 from services.trajectory.domain.model import Incident, Params, Phase
 from services.trajectory.domain.motion import resample
+from services.trajectory.entrypoints import cli
 from shared.timeutil import iso_local
 
 from .builders import PARAMS, T0, day, online, order, pos, track

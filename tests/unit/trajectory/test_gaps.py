@@ -14,8 +14,8 @@ import pytest
 
 from services.trajectory.adapters.feeds import load_dir
 from services.trajectory.domain.assess import analyse
+from services.trajectory.domain.gaps import Cause, GapTracker, flag_for
 from services.trajectory.domain.model import Params, Phase, RiderDay, Track
-from services.trajectory.gaps import Cause, GapTracker, flag_for
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from services.trajectory.adapters.store import ping_keys
 from services.trajectory.domain.assess import analyse
-from services.trajectory.service import day_window, incident_time, orders_in, timeline_in, track_in
+from services.trajectory.service_layer.handlers import (
+    day_window,
+    incident_time,
+    orders_in,
+    timeline_in,
+    track_in,
+)
 from shared.events import AssessmentRequested
 
 from .builders import PARAMS, T0, day, online, order, ride, stay

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from services.mediation.entrypoints.web.views import packet_view
 from services.mediation.packet.body import build_packet
 from services.mediation.packet.figures import (
     AFTERMATH_FILL,
@@ -23,7 +24,6 @@ from services.mediation.packet.figures import (
     marks_from_assessment,
     timeline_svg,
 )
-from services.mediation.web.views import packet_view
 from tests.support.sample_packet import seed_inputs
 
 pytestmark = pytest.mark.unit
