@@ -147,8 +147,8 @@ async def run(args: argparse.Namespace) -> list[tuple[str, ...]]:
     from services.notify.adapters.channels.email import SmtpEmailChannel
     from services.notify.adapters.channels.webhook import WebhookChannel
     from services.notify.adapters.sql import SqlInsurerDirectory, set_webhook
+    from services.notify.bootstrap import bootstrap
     from services.notify.domain.model import Draft
-    from services.notify.entrypoints.worker import build
     from services.notify.settings import NotifySettings
     from shared.db import make_engine
     from tests.unit.notify.builders import envelope, opened
@@ -167,7 +167,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, ...]]:
         settings = NotifySettings(data_dir=work, smtp_host="127.0.0.1", smtp_port=smtp_port,
                                   smtp_connections=args.smtp_connections, notify_concurrency=args.concurrency,
                                   notify_poll=0.05, database_url=None, sms_gateway_url=None)
-        app = build(engine, settings)
+        app = bootstrap(engine=engine, settings=settings)
         for i in range(INSURERS):
             set_webhook(engine, f"BENCH{i}", f"http://127.0.0.1:{http_port}/hook/{i}", SECRET)
         db = engine.dialect.name

@@ -1,8 +1,14 @@
-"""Wiring: the one place that builds engines, the bus, the services and the HTTP server.
+"""The embedded default's wiring: the three services' own composition roots assembled in ONE
+process, on one bus and one database, behind one HTTP door.
 
-``python -m services up`` runs trajectory, mediation and notify in ONE process on the in-process
-bus and SQLite (the embedded default); ``python -m services.<name> serve|worker`` runs one service
-as its own process, on Kafka when ``XJ_BUS=kafka``.
+``python -m services up`` runs trajectory, mediation and notify this way on the in-process bus and
+SQLite. ``python -m services serve`` runs the same HTTP door as its own process at scale
+(``XJ_BUS=kafka``, PostgreSQL), beside ``python -m services.trajectory worker`` and
+``python -m services.notify worker``: the door hosts every service's routes because they share
+mediation's accounts (a feed token, a mediator's token), and it runs what answers a request (the
+trajectory service's upload flagger, mediation's outbox relay and consumers).
+
+The services do not import each other: what one needs of another is passed here, as a port.
 """
 
 from __future__ import annotations
@@ -14,17 +20,18 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from shared.bus import Bus, InMemoryBus
+from shared.bus import make_bus
 from shared.config import Settings
-from shared.db import database_url, make_engine
+from shared.db import engine_for
 
 logger = logging.getLogger(__name__)
 SERVICES = ("trajectory", "mediation", "notify")
 
 
 def database(settings: Settings, services: tuple[str, ...] = SERVICES) -> Engine:
-    """The engine, with each named service's tables brought up to date."""
-    engine = make_engine(database_url(settings.database_url, settings.data_dir))
+    """The engine, with each named service's tables brought up to date (for tools and tests that
+    prepare a database before the services start)."""
+    engine = engine_for(settings)
     for name in services:
         if name == "mediation":
             from services.mediation.adapters import migrate
@@ -41,53 +48,37 @@ def database(settings: Settings, services: tuple[str, ...] = SERVICES) -> Engine
     return engine
 
 
-def make_bus(settings: Settings) -> Bus:
-    if settings.bus == "kafka":
-        from shared.bus_kafka import KafkaBus
-
-        return KafkaBus(settings.kafka_bootstrap)  # type: ignore[return-value]
-    if settings.bus != "memory":
-        raise SystemExit(f"XJ_BUS must be memory or kafka, not {settings.bus!r}")
-    return InMemoryBus()
-
-
 async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, ready: asyncio.Event | None = None,
               stop: asyncio.Event | None = None) -> None:
-    """Run the named services until ``stop`` is set (or the server is interrupted)."""
-    from services.mediation.settings import MediationSettings
+    """Run the named services until ``stop`` is set (or the server is interrupted). With
+    ``mediation`` the HTTP door is served, with the trajectory service's feed intake on it."""
+    from services.trajectory.bootstrap import bootstrap as trajectory_bootstrap
 
-    settings = MediationSettings()
-    engine = database(settings, services)
+    settings = Settings()
+    engine = engine_for(settings)
     bus = make_bus(settings)
     stop = stop or asyncio.Event()
     tasks: list[asyncio.Task[Any]] = []
     server = None
-    trajectory = None
-    if "trajectory" in services or "mediation" in services:  # the HTTP server takes the feeds in
-        from services.trajectory.bootstrap import bootstrap as trajectory_bootstrap
-
+    if "trajectory" in services or "mediation" in services:  # the HTTP door takes the feeds in
         trajectory = trajectory_bootstrap(engine=engine, bus=bus)
         tasks.append(asyncio.create_task(trajectory.run_uploads(stop), name="trajectory:uploads"))
-    if "trajectory" in services and trajectory is not None:
-        tasks.append(asyncio.create_task(trajectory.run_handlers(stop), name="trajectory"))
+        if "trajectory" in services:
+            tasks.append(asyncio.create_task(trajectory.run_handlers(stop), name="trajectory"))
     if "notify" in services:
-        from services.notify.entrypoints.worker import run as run_notify
+        from services.notify.bootstrap import bootstrap as notify_bootstrap
 
-        tasks.append(asyncio.create_task(run_notify(bus, engine, settings, stop), name="notify"))
+        notify = notify_bootstrap(engine=engine, bus=bus)
+        tasks.append(asyncio.create_task(notify.run(stop), name="notify"))
     if "mediation" in services:
         import uvicorn
 
-        from services.mediation.entrypoints import worker as runtime
+        from services.mediation.bootstrap import bootstrap as mediation_bootstrap
 
-        assert trajectory is not None
-        app, container = http_app(settings, engine, bus, trajectory)
-        mediation = container.mediation
-        runtime.subscribe(mediation, bus, settings.key_dir, container.poke, mediation.settings.mediation_group)
-        tasks.append(asyncio.create_task(runtime.relay_outbox(mediation, bus, container.poke, stop), name="relay"))
-        from services.mediation.entrypoints import scheduler
-        from services.mediation.service_layer.office import Office
-
-        tasks.append(asyncio.create_task(scheduler.run(Office(mediation), container.poke, stop), name="overdue"))
+        mediation = mediation_bootstrap(engine=engine, bus=bus)
+        app = door(mediation, trajectory, engine)
+        mediation.subscribe()
+        tasks.append(asyncio.create_task(mediation.run(stop), name="mediation"))
         config = uvicorn.Config(app, host="127.0.0.1", port=port or settings.http_port, log_level="warning",
                                 access_log=False)
         server = uvicorn.Server(config)
@@ -101,8 +92,7 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
             logger.info("serving on http://127.0.0.1:%s", server.config.port)
             if ready is not None:
                 ready.set()
-            done, _ = await asyncio.wait([serving, asyncio.create_task(stop.wait())],
-                                         return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([serving, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
             server.should_exit = True
             await serving
         else:
@@ -119,33 +109,20 @@ async def run(services: tuple[str, ...] = SERVICES, *, port: int | None = None, 
         engine.dispose()
 
 
-def http_app(settings: Any, engine: Engine, bus: Bus, trajectory: Any) -> tuple[Any, Any]:
-    """The one HTTP server: mediation's API and pages, the trajectory service's feed intake and
-    notify's reads, on one FastAPI app. Returns the app and mediation's container."""
-    from services.mediation.entrypoints.api.app import Container, create_app
-    from services.mediation.service_layer.cases import Mediation
-
-    container = Container(mediation=Mediation(engine, settings), bus=bus, tz=settings.timezone,
-                          key_dir=settings.key_dir)
-    app = create_app(container)
-    app.include_router(trajectory.router(container.require_feeder))  # the feeds' owner takes them in
-    _mount_extras(app, container, engine, settings)
-    return app, container
-
-
-def _mount_extras(app: Any, container: Any, engine: Engine, settings: Any) -> None:
-    """notify's routes and mediation's pages on the same server, each given what it needs of the
-    other through a port (the services do not import each other)."""
-    from services.mediation.entrypoints.api.office import known_insurer
-    from services.mediation.entrypoints.web import mount as mount_web
+def door(mediation: Any, trajectory: Any, engine: Engine) -> Any:
+    """The one HTTP door: mediation's API and pages, the trajectory service's feed intake and
+    notify's routes, each given what it needs of another through a port."""
     from services.notify.entrypoints import api as notify_api
 
-    mount_web(app, container, engine, settings, case_notes=lambda cid: _notes(notify_api.case_notes, engine, cid),
-              rider_notes=lambda cid: _notes(notify_api.notifications_for_case, engine, cid))
-    app.include_router(notify_api.make_router(
-        container.require_mediator, container.require_case_reader, get_engine=lambda: engine,
-        known_insurer=lambda code: known_insurer(container.mediation, code),
-        allow_private=settings.webhook_allow_private))
+    def notify_routes(c: Any) -> Any:
+        return notify_api.make_router(c.require_mediator, c.require_case_reader, get_engine=lambda: engine,
+                                      known_insurer=mediation.known_insurer,
+                                      allow_private=mediation.settings.webhook_allow_private)
+
+    return mediation.http_app(
+        routers=(lambda c: trajectory.router(c.require_feeder), notify_routes),  # the feeds' owner takes them in
+        case_notes=lambda cid: _notes(notify_api.case_notes, engine, cid),
+        rider_notes=lambda cid: _notes(notify_api.notifications_for_case, engine, cid))
 
 
 def _notes(read: Any, engine: Engine, case_id: str) -> list[dict[str, Any]] | None:

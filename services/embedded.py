@@ -36,18 +36,16 @@ class System:
 
     def add_user(self, role: str, name: str, insurer: str | None = None, office: str | None = None,
                  email: str | None = None) -> str:
-        from services.bootstrap import database
+        from services.mediation.bootstrap import bootstrap
         from services.mediation.domain.model import Role
-        from services.mediation.service_layer.cases import Mediation
-        from services.mediation.settings import MediationSettings
+        from shared.bus import InMemoryBus
 
-        settings = MediationSettings()
-        engine = database(settings, ("mediation",))
+        service = bootstrap(bus=InMemoryBus())
         try:
-            _, token = Mediation(engine, settings).add_user(role=Role(role), name=name, insurer_code=insurer,
-                                                            office=office, email=email)
+            _, token = service.mediation.add_user(role=Role(role), name=name, insurer_code=insurer, office=office,
+                                                  email=email)
         finally:
-            engine.dispose()
+            service.engine.dispose()
         return token
 
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from shared.config import Settings
 from shared.topics import dead_letter
 
 logger = logging.getLogger(__name__)
@@ -225,3 +226,14 @@ class InMemoryBus:
 
         async with cond:
             await asyncio.wait_for(cond.wait_for(done), timeout)
+
+
+def make_bus(settings: Settings) -> Bus:
+    """The bus ``XJ_BUS`` names: ``memory`` (in-process, the embedded default) or ``kafka``."""
+    if settings.bus == "kafka":
+        from shared.bus_kafka import KafkaBus
+
+        return KafkaBus(settings.kafka_bootstrap)
+    if settings.bus != "memory":
+        raise SystemExit(f"XJ_BUS must be memory or kafka, not {settings.bus!r}")
+    return InMemoryBus()

@@ -16,12 +16,19 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from shared.config import Settings
+
 
 def database_url(url: str | None, data_dir: Path) -> str:
     if url:
         return url
     data_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(data_dir / 'xianjie.db').resolve()}"
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine ``XJ_DATABASE_URL`` names, or SQLite under ``XJ_DATA_DIR``."""
+    return make_engine(database_url(settings.database_url, settings.data_dir))
 
 
 def make_engine(url: str) -> Engine:

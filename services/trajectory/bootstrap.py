@@ -1,6 +1,7 @@
-"""The trajectory service's composition root: its settings, store, upload intake, gap flagger and
-bus subscriptions, wired once. ``bootstrap()`` takes what it is given (settings, an engine, a bus)
-and makes the rest; the wiring of a deployment calls it and runs what it returns."""
+"""The trajectory service's composition root: its settings, store (migrated once, here), upload
+intake, gap flagger and bus subscriptions, wired once. ``bootstrap()`` takes what it is given
+(settings, an engine, a bus) and makes the rest from the environment; an entrypoint or the
+embedded wiring calls it and runs what it returns."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.engine import Engine
 
-from services.trajectory.adapters.store import FeedStore
+from services.trajectory.adapters.store import FeedStore, open_store
 from services.trajectory.domain.model import Params
 from services.trajectory.entrypoints import api
 from services.trajectory.entrypoints import worker as runtime
-from services.trajectory.entrypoints.worker import TrajectorySettings
 from services.trajectory.service_layer.flagging import UploadFlagger
-from shared.bus import Bus
+from services.trajectory.settings import TrajectorySettings
+from shared.bus import Bus, make_bus
+from shared.db import engine_for
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +48,11 @@ class Trajectory:
         await runtime.run_embedded(self.bus, self.store, self.settings, stop)
 
 
-def bootstrap(*, settings: TrajectorySettings | None = None, engine: Engine, bus: Bus,
+def bootstrap(*, settings: TrajectorySettings | None = None, engine: Engine | None = None, bus: Bus | None = None,
               params: Params | None = None) -> Trajectory:
     settings = settings or TrajectorySettings()
-    store = runtime.open_store(engine)
+    store = open_store(engine if engine is not None else engine_for(settings))
+    bus = bus if bus is not None else make_bus(settings)
 
     async def publish(topic: str, key: str, value: bytes) -> None:
         await bus.publish(topic, key, value)

@@ -1,4 +1,4 @@
-"""Group 3: PostgreSQL restarted under API load. ``python -m services.mediation serve`` runs as its
+"""Group 3: PostgreSQL restarted under API load. ``python -m services serve`` runs as its
 own process on a PostgreSQL cluster of the test's own (``private_postgres``); eight HTTP clients
 open cases, move them between statuses and read them for the whole scenario while the cluster is
 stopped (``pg_ctl stop -m fast``) or its postmaster SIGKILLed, left down ~5 s and started again.
@@ -167,7 +167,7 @@ def run_outage(pg: PrivatePostgres, tmp_path: Path, reliability: Reliability, ho
     cli(env, "services.mediation", "users", "add", "--role", "insurer", "--name", "PICC", "--insurer", "PICC")
     base = f"http://127.0.0.1:{port}"
     with processes(tmp_path, env) as procs:
-        mediation = procs.start("mediation", "services.mediation", "serve")
+        mediation = procs.start("mediation", "services", "serve")
 
         wait("mediation /readyz", lambda: readyz(base), 60, procs.check_alive)
         load = Load(base, token, clients)

@@ -188,16 +188,17 @@ def _anonymous_session(s: System) -> tuple[str, str]:
 def app_routes() -> list[tuple[str, str]]:
     """(method, path) of every route the running system serves: built the way the bootstrap
     builds it (same settings, from the environment running_system set), walked, not listed."""
-    from services.bootstrap import database, http_app
-    from services.mediation.settings import MediationSettings
+    from services.bootstrap import door
+    from services.mediation.bootstrap import bootstrap as mediation
     from services.trajectory.bootstrap import bootstrap as trajectory
     from shared.bus import InMemoryBus
+    from shared.config import Settings
+    from shared.db import engine_for
 
-    settings = MediationSettings()
-    engine = database(settings, ("mediation",))
+    engine = engine_for(Settings())
     try:
         bus = InMemoryBus()
-        app, _ = http_app(settings, engine, bus, trajectory(engine=engine, bus=bus))
+        app = door(mediation(engine=engine, bus=bus), trajectory(engine=engine, bus=bus), engine)
         out = sorted({(m, path) for path, methods in _walk(app.routes) for m in methods if m != "HEAD"})
     finally:
         engine.dispose()

@@ -323,7 +323,7 @@ def test_poison_on_every_topic_on_kafka(private_kafka: Any, private_postgres: An
     try:
         with processes(tmp_path, env) as procs:
             procs.start("trajectory", "services.trajectory", "worker")
-            procs.start("mediation", "services.mediation", "serve")
+            procs.start("mediation", "services", "serve")
             notify = procs.start("notify", "services.notify", "worker")
             wait("mediation /readyz", lambda: readyz(f"http://127.0.0.1:{port}"), 90, procs.check_alive)
             wait("notify worker running", lambda: "notify worker running" in notify.log.read_text(errors="replace"),

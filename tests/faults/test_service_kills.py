@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "tests" / "data" / "scenarios" / "seed-case-between"
 RIDER = "R-LIMING"
 INCIDENT = json.loads((SEED / "incidents.jsonl").read_text().splitlines()[0])
-SERVICES = {"trajectory": ("services.trajectory", "worker"), "mediation": ("services.mediation", "serve"),
+SERVICES = {"trajectory": ("services.trajectory", "worker"), "mediation": ("services", "serve"),
             "notify": ("services.notify", "worker")}
 KILLS_EACH = int(os.environ.get("XJ_FAULT_KILLS", "10"))
 

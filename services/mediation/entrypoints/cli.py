@@ -1,4 +1,5 @@
-"""``python -m services.mediation users add | packets verify | audit verify | serve``"""
+"""``python -m services.mediation users add|list|disable|rotate | attachments prune | packets verify |
+audit verify``. (The HTTP door is ``python -m services serve``.)"""
 
 from __future__ import annotations
 
@@ -38,7 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     aud = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_cmd", required=True)
     av = aud.add_parser("verify", help="check every case's hash chain; exit 0 intact, 1 altered")
     av.add_argument("--case", help="one case id")
-    sub.add_parser("serve", help="the HTTP API as its own process (XJ_BUS=memory|kafka)")
     args = ap.parse_args(argv)
 
     from services.mediation.settings import MediationSettings
@@ -51,12 +51,10 @@ def main(argv: list[str] | None = None) -> int:
                         keys=[public_key_from_text(k) for k in args.key])
         print(v.report())
         return 0 if v.ok else 1
-    from services.bootstrap import database
+    from services.mediation.bootstrap import bootstrap
+    from shared.bus import InMemoryBus
 
-    engine = database(settings)
-    from services.mediation.service_layer.cases import Mediation
-
-    med = Mediation(engine, settings)
+    med = bootstrap(settings=settings, bus=InMemoryBus()).mediation  # its tables brought up to date
     if args.cmd == "users" and args.users_cmd != "add":
         from services.mediation.domain.errors import DomainError
         from services.mediation.service_layer.office import Office
@@ -104,10 +102,6 @@ def main(argv: list[str] | None = None) -> int:
             bad += not res["intact"]
         print(f"{len(ids) - bad} intact, {bad} altered")
         return 1 if bad else 0
-    if args.cmd == "serve":
-        from services.bootstrap import serve
-
-        return serve(only="mediation")
     return 2
 
 

@@ -101,11 +101,11 @@ def subscribe(mediation: Mediation, bus: Bus, key_dir: Any, poke: asyncio.Event,
 
     bus.subscribe(topics.ASSESSMENT_READY, group, handler, batch=50)
 
-    async def flags(batch: Sequence[Message]) -> None:
+    async def on_flags(batch: Sequence[Message]) -> None:
         for m in batch:
             env = Envelope.from_bytes(m.value)  # an unreadable one raises: the bus dead-letters it
             ev = decode(env)
             if isinstance(ev, GapFlagged):
                 await run_in_threadpool(flags.project, mediation, ev, env.occurred_at)
 
-    bus.subscribe(topics.GAP_FLAGGED, group, flags, batch=200)
+    bus.subscribe(topics.GAP_FLAGGED, group, on_flags, batch=200)

@@ -845,3 +845,9 @@ def _raw_event(line: int, rider_id: str, r: Any) -> RawEvent:
     return RawEvent(line, event_id if event_id is not None else uid, kind, typ, rider_id, platform, t, order_id,
                     None if mla is None else (float(mla), float(mlo)),
                     None if cla is None else (float(cla), float(clo)), "wgs84")
+
+
+def open_store(engine: Engine) -> FeedStore:
+    """The store on ``engine``, its schema upgraded to the latest revision."""
+    migrate(engine)
+    return FeedStore(engine)

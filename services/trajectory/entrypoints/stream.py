@@ -42,8 +42,9 @@ from services.trajectory.adapters.store import FeedStore
 from services.trajectory.domain.assess import analyse
 from services.trajectory.domain.gaps import ClosedGap, Flag, GapTracker, flag_for
 from services.trajectory.domain.model import Params
-from services.trajectory.entrypoints.worker import GROUP, TrajectorySettings, purge_once
+from services.trajectory.entrypoints.worker import GROUP, purge_once
 from services.trajectory.service_layer import handlers as service
+from services.trajectory.settings import TrajectorySettings
 from shared import topics
 from shared.bus import (
     Headers,
@@ -482,16 +483,16 @@ def make_app(settings: TrajectorySettings, store: FeedStore) -> tuple[faust.App,
 
 def run_worker(settings: TrajectorySettings | None = None, *, loglevel: str = "warn") -> int:
     """``python -m services.trajectory worker``: run until SIGTERM or SIGINT."""
+    from services.trajectory.adapters.store import open_store
     from services.trajectory.entrypoints.replay import ensure_topics
-    from services.trajectory.entrypoints.worker import open_store
-    from shared.db import database_url, make_engine
+    from shared.db import engine_for
 
     settings = settings or TrajectorySettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level of its datadir
     consumed = (topics.PLATFORM_EVENTS, topics.GPS, topics.ASSESSMENT_REQUESTED)
     ensure_topics(settings.kafka_bootstrap, (*consumed, *map(topics.dead_letter, consumed), topics.ASSESSMENT_READY,
                                              topics.GAP_FLAGGED), settings.partitions)
-    engine = make_engine(database_url(settings.database_url, settings.data_dir))
+    engine = engine_for(settings)
     store = open_store(engine)  # its tables brought up to date
     app, state = make_app(settings, store)
     state.rebuild()  # before the first event is consumed

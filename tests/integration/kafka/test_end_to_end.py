@@ -1,5 +1,5 @@
 """End to end on a real Kafka and a real PostgreSQL, the three services as three OS processes:
-``python -m services.trajectory worker``, ``python -m services.mediation serve`` and
+``python -m services.trajectory worker``, ``python -m services serve`` and
 ``python -m services.notify worker`` (both with ``XJ_BUS=kafka``), one database and one data folder.
 The seed case's feeds are replayed into Kafka, the case is opened over HTTP with the rider's
 consent, evidence is requested and becomes ready, and the insurer's webhook arrives with a valid
@@ -79,7 +79,7 @@ def test_seed_case_through_three_processes(kafka_bootstrap: str, fresh_database,
     engine = create_engine(url)
     with WebhookReceiver() as hooks, processes(tmp_path, env) as procs:
         procs.start("trajectory", "services.trajectory", "worker")
-        procs.start("mediation", "services.mediation", "serve")
+        procs.start("mediation", "services", "serve")
         notify = procs.start("notify", "services.notify", "worker")
         base = f"http://127.0.0.1:{port}"
 

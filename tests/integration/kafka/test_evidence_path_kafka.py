@@ -1,4 +1,4 @@
-"""Read your writes at scale: Kafka, PostgreSQL, ``mediation serve`` and TWO trajectory workers as OS
+"""Read your writes at scale: Kafka, PostgreSQL, ``services serve`` (the HTTP door) and TWO trajectory workers as OS
 processes (API_CONTRACT, "Evidence: what the system promises").
 
 - Uploaded: every public scenario's feeds go up over HTTP in pieces (event ids renumbered from 1
@@ -85,7 +85,7 @@ def test_evidence_right_after_feeds_equals_assess_with_two_workers(kafka_bootstr
     with processes(tmp_path, env) as procs:
         procs.start("worker-a", "services.trajectory", "worker")
         procs.start("worker-b", "services.trajectory", "worker")
-        procs.start("mediation", "services.mediation", "serve")
+        procs.start("mediation", "services", "serve")
         base = f"http://127.0.0.1:{port}"
         wait("mediation /readyz", lambda: readyz(base), 60, procs.check_alive)
         m = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {mediator}"}, timeout=60)

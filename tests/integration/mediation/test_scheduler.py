@@ -40,7 +40,7 @@ def _overdue_events(engine) -> list[Envelope]:
 
 def test_two_schedulers_one_overdue_case_one_notice_one_digest_line(db_url, tmp_path):
     from services.mediation.schemas import CaseCreate
-    from services.notify.entrypoints.worker import build
+    from services.notify.bootstrap import bootstrap
     from services.notify.settings import NotifySettings
 
     settings = MediationSettings(database_url=db_url, data_dir=tmp_path / "var", deadline_opened_h=0.0002,
@@ -99,7 +99,7 @@ def test_two_schedulers_one_overdue_case_one_notice_one_digest_line(db_url, tmp_
 
         # notify, two workers: each records every case event, then each records today's digests
         ns = NotifySettings(database_url=db_url, data_dir=tmp_path / "var")
-        apps = [build(e, ns) for e in engines]
+        apps = [bootstrap(engine=e, settings=ns) for e in engines]
         from sqlmodel import Session, select
 
         with Session(engines[0]) as s:

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from services.notify.bootstrap import Notify
 from services.notify.domain.model import Notification
-from services.notify.entrypoints.worker import NotifyApp
 from shared.events import Event
 from tests.unit.notify.builders import envelope
 
@@ -15,7 +15,7 @@ from .conftest import until
 
 
 @asynccontextmanager
-async def running(app: NotifyApp) -> AsyncIterator[NotifyApp]:
+async def running(app: Notify) -> AsyncIterator[Notify]:
     """The dispatcher's loop in the background for the duration of the block."""
     stop = asyncio.Event()
     task = asyncio.create_task(app.dispatcher.run(stop, grace=0.5))
@@ -27,11 +27,11 @@ async def running(app: NotifyApp) -> AsyncIterator[NotifyApp]:
         await app.aclose()
 
 
-def record(app: NotifyApp, event: Event, **kw: object) -> list[Notification]:
+def record(app: Notify, event: Event, **kw: object) -> list[Notification]:
     ids = app.recorder.record_envelope(envelope(event, **kw))  # type: ignore[arg-type]
     app.dispatcher.wake()
     return [app.store.get(i) for i in ids or []]
 
 
-async def settled(app: NotifyApp, ids: list[str], timeout: float = 5.0, states: tuple[str, ...] = ("sent", "dead")) -> None:
+async def settled(app: Notify, ids: list[str], timeout: float = 5.0, states: tuple[str, ...] = ("sent", "dead")) -> None:
     await until(lambda: all(app.store.get(i).state in states for i in ids), timeout)

@@ -11,9 +11,9 @@ from fastapi import FastAPI, Header, HTTPException
 from fastapi.testclient import TestClient
 
 from services.notify.adapters.channels.fake import RecordingChannel
+from services.notify.bootstrap import bootstrap
 from services.notify.domain.model import DeliveryResult
 from services.notify.entrypoints.api import make_router, notifications_for_case
-from services.notify.entrypoints.worker import build
 from tests.unit.notify.builders import opened
 
 from .conftest import settings_for
@@ -42,7 +42,7 @@ def require_case_reader(case_id: str, x_role: str | None = Header(default=None))
 def world(engine, tmp_path: Path):  # type: ignore[no-untyped-def]
     email = RecordingChannel(script=[DeliveryResult.failed("550 no such mailbox", permanent=True)])
     sms = RecordingChannel()
-    app = build(engine, settings_for(tmp_path), channels={"email": email, "sms": sms, "webhook": RecordingChannel()})
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path), channels={"email": email, "sms": sms, "webhook": RecordingChannel()})
     record(app, opened())
     asyncio.run(app.dispatcher.run_until_idle())
     web = FastAPI()

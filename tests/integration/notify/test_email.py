@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.notify.adapters.sql import set_contact
-from services.notify.entrypoints.worker import build
+from services.notify.bootstrap import bootstrap
 from tests.unit.notify.builders import evidence_shared, opened, responded
 
 from .conftest import SmtpSink, free_port, settings_for, until
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_insurer_email_in_chinese_with_text_and_html(smtp: tuple[SmtpSink, int], engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sink, port = smtp
-    app = build(engine, settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port))
 
     async def go() -> None:
         async with running(app):
@@ -43,7 +43,7 @@ def test_insurer_email_in_chinese_with_text_and_html(smtp: tuple[SmtpSink, int],
 def test_email_in_the_recipients_language(smtp: tuple[SmtpSink, int], engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sink, port = smtp
     set_contact(engine, "PICC", lang="en")
-    app = build(engine, settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port, staff_lang="en"))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port, staff_lang="en"))
 
     async def go() -> None:
         async with running(app):
@@ -57,7 +57,7 @@ def test_email_in_the_recipients_language(smtp: tuple[SmtpSink, int], engine, tm
 
 def test_connections_are_reused(smtp: tuple[SmtpSink, int], engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sink, port = smtp
-    app = build(engine, settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_connections=2))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_connections=2))
 
     async def go() -> None:
         async with running(app):
@@ -74,7 +74,7 @@ def test_connections_are_reused(smtp: tuple[SmtpSink, int], engine, tmp_path: Pa
 def test_refused_recipient_is_dead_at_once(smtp: tuple[SmtpSink, int], engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sink, port = smtp
     sink.refuse.add("claims@picc.example")
-    app = build(engine, settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port))
 
     async def go() -> None:
         async with running(app):
@@ -91,7 +91,7 @@ def test_smtp_server_down_is_retried_then_delivered(engine, tmp_path: Path) -> N
 
     port = free_port()
     sink = SmtpSink()
-    app = build(engine, settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port, notify_max_attempts=30))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port, notify_max_attempts=30))
 
     async def go() -> None:
         async with running(app):

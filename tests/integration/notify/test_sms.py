@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services.notify.entrypoints.worker import build
+from services.notify.bootstrap import bootstrap
 from tests.unit.notify.builders import opened, responded
 
 from .conftest import Receiver, settings_for
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_sms_through_the_gateway(receiver: Receiver, engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     receiver.on("/sms", lambda n: (502 if n == 1 else 200, 0.0))  # the gateway hiccups once
-    app = build(engine, settings_for(tmp_path, sms_gateway_url=receiver.url("/sms")))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path, sms_gateway_url=receiver.url("/sms")))
 
     async def go() -> None:
         async with running(app):
@@ -37,7 +37,7 @@ def test_sms_through_the_gateway(receiver: Receiver, engine, tmp_path: Path) -> 
 
 
 def test_sms_to_the_outbox_file_without_a_gateway(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    app = build(engine, settings_for(tmp_path))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path))
 
     async def go() -> None:
         async with running(app):

@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.notify.adapters.sql import remove_webhook, set_webhook, webhook_info
-from services.notify.entrypoints.worker import build
+from services.notify.bootstrap import bootstrap
 from tests.unit.notify.builders import changed, evidence_shared, opened
 
 from .conftest import Receiver, settings_for, until
@@ -34,7 +34,7 @@ def hooks(app, ns):  # type: ignore[no-untyped-def]
 def test_signed_per_standard_webhooks_and_verified_independently(receiver: Receiver, engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     s = secret()
     set_webhook(engine, "PICC", receiver.url("/picc"), s)
-    app = build(engine, settings_for(tmp_path))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path))
 
     async def go() -> None:
         async with running(app):
@@ -58,7 +58,7 @@ def test_a_receiver_failing_twice_gets_it_on_the_third_attempt(receiver: Receive
     s = secret()
     receiver.on("/flaky", lambda n: (503 if n <= 2 else 200, 0.0))
     set_webhook(engine, "PICC", receiver.url("/flaky"), s)
-    app = build(engine, settings_for(tmp_path))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path))
 
     async def go() -> None:
         async with running(app):
@@ -81,7 +81,7 @@ def test_a_hanging_receiver_blocks_nobody_times_out_and_is_retried(receiver: Rec
     receiver.on("/hang", lambda n: (200, 30.0))
     set_webhook(engine, "SLOW", receiver.url("/hang"), secret())
     set_webhook(engine, "PICC", receiver.url("/picc"), secret())
-    app = build(engine, settings_for(tmp_path, notify_timeout_webhook=1.0, notify_concurrency=4,
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path, notify_timeout_webhook=1.0, notify_concurrency=4,
                                      notify_per_recipient=2))
 
     async def go() -> None:
@@ -118,7 +118,7 @@ def test_rotation_signs_with_both_secrets_for_24_hours(receiver: Receiver, engin
     set_webhook(engine, "PICC", receiver.url("/picc"), new, now=t0)  # the API's PUT, now
     info = webhook_info(engine, "PICC")
     assert info is not None and info["secrets"] == 2 and new not in str(info) and old not in str(info)
-    app = build(engine, settings_for(tmp_path))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path))
 
     async def go() -> None:
         async with running(app):
@@ -143,7 +143,7 @@ def test_gone_endpoint_and_removed_webhook_are_dead_at_once(receiver: Receiver, 
     receiver.on("/gone", lambda n: (410, 0.0))
     set_webhook(engine, "PICC", receiver.url("/gone"), secret())
     set_webhook(engine, "CPIC", receiver.url("/cpic"), secret())
-    app = build(engine, settings_for(tmp_path))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path))
 
     async def go() -> None:
         async with running(app):

@@ -17,7 +17,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from services.notify.adapters.sql import SqlNotificationStore, set_webhook
-from services.notify.entrypoints.worker import build, run
+from services.notify.bootstrap import bootstrap
+from services.notify.entrypoints.worker import run
 from shared.bus import InMemoryBus
 from shared.topics import CASE_EVENTS, dead_letter
 from tests.unit.notify.builders import (
@@ -91,10 +92,10 @@ def _env(tmp_path: Path, **kw: str) -> dict[str, str]:
 def test_digest_command_sends_each_mediator_one_digest_a_day(
         smtp: tuple[SmtpSink, int], engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
         capsys: pytest.CaptureFixture[str]) -> None:
-    from services.notify.__main__ import main
+    from services.notify.entrypoints.cli import main
 
     sink, port = smtp
-    app = build(engine, settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port))
+    app = bootstrap(engine=engine, settings=settings_for(tmp_path, smtp_host="127.0.0.1", smtp_port=port))
     for k, mediator in enumerate(["wang@m.example", "wang@m.example", "li@m.example"]):
         app.recorder.record_envelope(envelope(overdue(case_id=f"c{k}", case_number=f"XJ-{k}", mediator_email=mediator)))
     for k, v in _env(tmp_path, XJ_SMTP_HOST="127.0.0.1", XJ_SMTP_PORT=str(port), XJ_STAFF_LANG="en").items():

@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from services.trajectory.bootstrap import bootstrap
-from services.trajectory.entrypoints.worker import TrajectorySettings
+from services.trajectory.settings import TrajectorySettings
 from shared import topics
 from shared.bus import InMemoryBus, Message
 from shared.events import AssessmentRequested, Envelope, Event, decode

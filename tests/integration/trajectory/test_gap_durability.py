@@ -11,7 +11,7 @@ import pytest
 
 from services.trajectory.adapters.store import FeedStore, migrate
 from services.trajectory.entrypoints.stream import Worker
-from services.trajectory.entrypoints.worker import TrajectorySettings
+from services.trajectory.settings import TrajectorySettings
 from shared import topics
 from shared.events import Envelope, GapFlagged, decode
 

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from services.trajectory.adapters.store import FeedStore
-from services.trajectory.entrypoints.worker import TrajectorySettings, purge_once
+from services.trajectory.entrypoints.worker import purge_once
+from services.trajectory.settings import TrajectorySettings
 from shared import topics
 
 from .helpers import SEED, publish_dir, replies, request, request_for, running, seed_incident

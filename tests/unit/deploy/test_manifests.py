@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 COMMANDS = {
     "trajectory": ["python", "-m", "services.trajectory", "worker"],
-    "mediation": ["python", "-m", "services.mediation", "serve"],
+    "mediation": ["python", "-m", "services", "serve"],
     "notify": ["python", "-m", "services.notify", "worker"],
 }
 
