@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from services.mediation.entrypoints.api.app import NEXT_EN, NEXT_ZH, STATUS_EN, STATUS_ZH
+from services.mediation.entrypoints.api.rider import NEXT_EN, NEXT_ZH, STATUS_EN, STATUS_ZH
 
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"
