@@ -13,7 +13,8 @@ from .aftermath import Aftermath, Judgement, find_aftermath, judge, moved_m
 from .clean import CleanReport, clean
 from .clock import SkewEstimate, estimate_skew
 from .model import Incident, Order, Params, Phase, RiderDay, Segment
-from .motion import Grid, longest_dwell, resample, stops
+from .motion import STEP_S, Grid, longest_dwell, resample, stops
+from .passes import Pass, best, fitting, passes
 from .phases import Gap, Timeline, build_timeline
 
 
@@ -156,11 +157,16 @@ def _coverage(grid: Grid, t0: float, t1: float) -> float:
 
 def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | None = None,
                    params: Params | None = None) -> dict[str, Any]:
-    """How far the rider was from the reported place at the reported time, and when he came
-    nearest to it: that day, or only among the fixes ``within`` (from, to) when given (of the
-    fixes as near as GPS can tell, the visit closest to the reported time: ``_nearest_visit_fix``).
-    When that was more than ``time_check_min_s`` away from the reported time, within
-    ``time_check_radius_m``, the reported
+    """How far the rider was from the reported place at the reported time, and when he was at it:
+    that day, or only among the fixes ``within`` (from, to) when given.
+
+    "When he was nearest" is the pass by the place that best explains the report (``passes``: a
+    pass within ``time_check_radius_m``; one reaching within ``time_check_min_s`` of the reported
+    time if there is one, else the one nearest the place once a report's likely error in time is
+    allowed for). Without any pass it is simply the nearest fix. Of a pass, the moment named is
+    the nearest approach in the phase he spent most of that pass in (``_moment_in``).
+
+    When no pass fits the reported time and one lies within ``time_check_radius_m``, the reported
     time may be off: the phase then (rules 1 to 5) is added as ``phase_at_nearest`` and
     ``continuous_delivery_at_nearest`` (DATA_CONTRACT §6)."""
     params = params if params is not None else Params()
@@ -174,49 +180,68 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
     if within is not None:
         sel = (t >= within[0]) & (t <= within[1])
         t, la, lo = t[sel], la[sel], lo[sel]
-    if t.size:
-        x, y = local_xy_m(la, lo, lat, lon)  # exact enough to find the nearest fix
-        d2 = x * x + y * y
-        i = _nearest_visit_fix(t, d2, inc.at, params)
-        out["nearest_at"] = float(t[i])
-        out["nearest_distance_m"] = round(float(haversine_m(la[i], lo[i], lat, lon)), 1)
-        out["minutes_from_reported"] = round((float(t[i]) - inc.at) / 60.0, 1)
-        if (abs(float(t[i]) - inc.at) > params.time_check_min_s
-                and out["nearest_distance_m"] <= params.time_check_radius_m):
-            then = a.timeline.at(float(t[i]))
-            out["phase_at_nearest"] = then.phase.value
-            out["continuous_delivery_at_nearest"] = then.phase.continuous_delivery
-            out["orders_at_nearest"] = list(then.orders) if then.phase in _WITH_ORDER else []
+    if not t.size:
+        return out
+    x, y = local_xy_m(la, lo, lat, lon)  # metres from the place: exact enough within a city
+    ps = passes(t, x, y, params.time_check_radius_m, params.observation_gap_s)
+    fit = fitting(ps, inc.at, params)
+    chosen = None if fit is not None else best(ps, inc.at, params)
+    if fit is not None:
+        when, far = _moment_near(fit, inc.at, t, x, y, params)
+    elif chosen is not None:
+        when = _moment_in(chosen, inc.at, a.timeline, t, x, y, params)
+        far = float(np.hypot(np.interp(when, t, x), np.interp(when, t, y)))
+    else:
+        i = int(np.argmin(x * x + y * y))
+        when, far = float(t[i]), float(np.hypot(x[i], y[i]))
+    out["nearest_at"] = when
+    out["nearest_distance_m"] = round(far, 1)
+    out["minutes_from_reported"] = round((when - inc.at) / 60.0, 1)
+    if chosen is not None:
+        then = a.timeline.at(when)
+        out["phase_at_nearest"] = then.phase.value
+        out["continuous_delivery_at_nearest"] = then.phase.continuous_delivery
+        out["orders_at_nearest"] = list(then.orders) if then.phase in _WITH_ORDER else []
     return out
 
 
 _WITH_ORDER = (Phase.TO_PICKUP, Phase.AT_MERCHANT, Phase.DELIVERING)
-NEAREST_SLACK_M = 15.0  # fixes this much further than the nearest are as near as GPS can tell
-VISIT_GAP_S = 120.0  # near fixes further apart in time than this are separate visits
 
 
-def _nearest_visit_fix(t: np.ndarray, d2: np.ndarray, at: float, params: Params) -> int:
-    """The fix that says when the rider was at the place. The fixes as near as the nearest one
-    form visits (he sat there a while, or passed it twice that day); the visit closest to the
-    reported time is the one meant. If he was there within ``time_check_min_s`` of the reported
-    time, the fix closest to it (the time fits); else the fix in the middle of that visit (a
-    rider waiting at a merchant was there mostly waiting, not arriving or leaving)."""
-    reach = float(np.sqrt(d2.min())) + NEAREST_SLACK_M
-    cand = np.flatnonzero(d2 <= reach * reach)
-    breaks = np.flatnonzero(np.diff(t[cand]) > VISIT_GAP_S) + 1
-    best: tuple[float, int] | None = None
-    for v in np.split(cand, breaks):
-        a, b = float(t[v[0]]), float(t[v[-1]])
-        off = 0.0 if a <= at <= b else min(abs(at - a), abs(at - b))
-        if off <= params.time_check_min_s:
-            i = int(v[np.argmin(np.abs(t[v] - at))])
-        else:
-            mid = (a + b) / 2.0
-            i = int(v[np.argmin(np.abs(t[v] - mid))])
-        if best is None or off < best[0]:
-            best = (off, i)
-    assert best is not None
-    return best[1]
+def _moment_near(p: Pass, at: float, t: np.ndarray, x: np.ndarray, y: np.ndarray,
+                 params: Params) -> tuple[float, float]:
+    """The time fits: his nearest approach within ``time_check_min_s`` of the reported time (or,
+    if he was only just inside the radius then, the edge of the pass nearest to it)."""
+    w = np.abs(p.ts - at) <= params.time_check_min_s
+    if w.any():
+        k = int(np.argmin(np.where(w, p.ds, np.inf)))
+        return float(p.ts[k]), float(p.ds[k])
+    when = float(np.clip(at, p.start, p.end))
+    return when, float(np.hypot(np.interp(when, t, x), np.interp(when, t, y)))
+
+
+def _moment_in(p: Pass, at: float, tl: Timeline, t: np.ndarray, x: np.ndarray, y: np.ndarray,
+               params: Params) -> float:
+    """The moment of a pass that says what he was doing there. Any moment he was at the place may
+    be the one meant: a rider who waited four minutes at a door and then delivered was mostly
+    waiting. So each moment of the pass (every ``STEP_S``) is weighted as ``passes.misfit`` weighs
+    a pass (how near the place he was, how far from the reported time), the phase with the most
+    weight is taken, and of that phase his nearest approach. A quick ride past weighs only around
+    its nearest point, so it is that point."""
+    if p.end - p.start < STEP_S:
+        return p.t
+    g = np.append(np.arange(p.start, p.end, STEP_S), p.end)
+    z = np.hypot(np.interp(g, t, x), np.interp(g, t, y)) / params.time_check_place_sigma_m
+    w = np.exp(-0.5 * z * z - np.abs(g - at) / params.time_check_offset_scale_s)
+    phase = [tl.at(float(s)).phase for s in g]
+    weight: dict[Phase, float] = {}
+    for ph, v in zip(phase, w, strict=True):
+        weight[ph] = weight.get(ph, 0.0) + float(v)
+    top = max(weight, key=lambda ph: weight[ph])
+    mine = [k for k in range(p.ts.size) if tl.at(float(p.ts[k])).phase is top]
+    if mine:
+        return float(p.ts[min(mine, key=lambda k: float(p.ds[k]))])
+    return float(g[max((k for k in range(g.size) if phase[k] is top), key=lambda k: float(w[k]))])
 
 
 # ---------------------------------------------------------------- rule 6: the incident's aftermath
@@ -364,12 +389,12 @@ def _explain_location(lc: dict[str, Any], inc: Incident, fmt_time: Any,
         out.append(("loc_at", {"d": lc["distance_m"]}))
     else:
         out.append(("loc_unobserved", {}))
-    if lc["nearest_at"] is not None:
+    if lc["nearest_at"] is not None and "phase_at_nearest" not in lc:  # else the time check says it
         out.append(("loc_nearest" if within is None else "loc_nearest_within",
                     {"d": lc["nearest_distance_m"], "t": lc["nearest_at"], "rel": lc["minutes_from_reported"]}))
     if "phase_at_nearest" in lc:
         orders = lc.get("orders_at_nearest") or []
-        out.append(("time_check", {"n": abs(lc["minutes_from_reported"]), "t": lc["nearest_at"],
+        out.append(("time_check", {"n": f"{abs(lc['minutes_from_reported']):g}", "t": lc["nearest_at"],
                                    "d": lc["nearest_distance_m"], "rel": lc["minutes_from_reported"],
                                    "doing": lc["phase_at_nearest"], "order": orders[0] if orders else None,
                                    "cd": lc["continuous_delivery_at_nearest"]}))
@@ -432,7 +457,7 @@ _EN: dict[str, str] = {
     "loc_unobserved": "There is no GPS fix of the rider at the reported time.",
     "loc_nearest": "The rider came nearest to the reported place at {t} (about {d} m), {rel}.",
     "loc_nearest_within": "Within the evidence window, the rider came nearest to the reported place at {t} (about {d} m), {rel}.",
-    "time_check": "The reported time may be off by about {n} minutes: the rider passed the reported place at {t} (about {d} m), {rel}; he was then {doing}: {cd}. The finding above is still for the reported time.",
+    "time_check": "The reported time may be off by about {n} minutes: the rider passed the reported place at {t} (about {d} m), {rel}; he was then {doing}, which {cd}. The finding above is still for the reported time.",
     "aftermath_connected": "The rider was between consecutive orders: {prev} ended at {ended}, {next} was accepted at {accepted}, {min} minutes apart (at most {max}); until the incident he stayed online and never stayed within {r} m for {dwell_min} minutes or more (longest stay about {certain} min). This is continuous delivery.",
     "aftermath_stay": "He stayed {atleast}{stay} min at the place of the fall from {from}, after the incident: not counted as a break.",
     "aftermath_stay_off": "He stayed {atleast}{stay} min at the place of the fall from {from} and went offline at {off}, after the incident: neither counts as a break or breaks \"online throughout\".",
@@ -494,10 +519,10 @@ def _doing(phase: str, order: str | None, lang: str) -> str:
 
 def _verdict(cd: bool | None, lang: str) -> str:
     if cd is None:
-        return "是否属于连续配送待定" if lang == "zh" else "continuous delivery undetermined"
+        return "是否属于连续配送待定" if lang == "zh" else "may or may not count as continuous delivery: undetermined"
     if lang == "zh":
         return "属于连续配送" if cd else "不属于连续配送"
-    return "continuous delivery" if cd else "not continuous delivery"
+    return "counts as continuous delivery" if cd else "does not count as continuous delivery"
 
 
 class _Blank(dict[str, Any]):

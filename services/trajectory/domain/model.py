@@ -52,6 +52,11 @@ class Params:
     # location check (§6): the reported time may be off
     time_check_min_s: float = 180.0  # nearest approach further than this from the reported time ...
     time_check_radius_m: float = 50.0  # ... and within this distance of the reported place
+    # engine: which pass by the place explains a report best (domain/passes.py): a reported place
+    # is good to about this many metres (Gaussian) ...
+    time_check_place_sigma_m: float = 15.0
+    # ... and a report is off in time by about this much (exponential: minutes, seldom hours)
+    time_check_offset_scale_s: float = 600.0
     # cleaning
     max_accuracy_m: float = 60.0  # fixes worse than this are not used for positions
     max_speed_mps: float = 35.0  # faster than this between fixes is a teleport

@@ -113,8 +113,8 @@ def packet_view(packet: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
         time_check = {"at": _hms(lc["nearest_at"], tz), "phase": lc["phase_at_nearest"],
                       "text": _("time_check_line", at=_hms(lc["nearest_at"], tz), d=lc.get("nearest_distance_m"), rel=rel,
                                 phase=i18n.phase_label(lc["phase_at_nearest"], lang),
-                                cd=_("continuous") if cd is True else _("not_continuous") if cd is False
-                                else _("undetermined"))}
+                                cd=_("then_continuous") if cd is True else _("then_not_continuous") if cd is False
+                                else _("then_undetermined"))}
     return {
         "undetermined": open_,
         "settle": [str(x) for x in settle] if open_ else [],
