@@ -88,3 +88,8 @@ evidence-loop: $(STAMP)
 .PHONY: bench-accuracy
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m bench.accuracy
+
+.PHONY: imports
+## imports: docs/imports.md, what every module under services/ and shared/ imports
+imports: $(STAMP)
+	$(BIN)/python -m tests.support.imports
