@@ -34,21 +34,27 @@ NEAR_H = 48
 
 
 def make_router(web: Web) -> APIRouter:
+    r = APIRouter(include_in_schema=False)
+    for part in (_signin_routes, _case_routes, _packet_routes):
+        r.include_router(part(web))
+    return r
+
+
+def signin_page(web: Web, request: Request, *, error: str | None = None, status: int = 200, section: str = "desk",
+                next_path: str | None = None) -> Response:
+    nxt = safe_next(next_path or request.query_params.get("next"), "/insurer/" if section == "insurer" else "/")
+    return web.render(request, "signin.html", {"error": error, "next": nxt, "section": section}, status=status)
+
+
+def _signin_routes(web: Web) -> APIRouter:
     r = APIRouter(route_class=route_class(web), include_in_schema=False)
-
-    # ------------------------------------------------------------ sign-in
-
-    def signin_page(request: Request, *, error: str | None = None, status: int = 200, section: str = "desk",
-                    next_path: str | None = None) -> Response:
-        nxt = safe_next(next_path or request.query_params.get("next"), "/insurer/" if section == "insurer" else "/")
-        return web.render(request, "signin.html", {"error": error, "next": nxt, "section": section}, status=status)
 
     @r.get("/signin")
     def signin_form(request: Request, actor: Maybe) -> Response:
         if actor is not None:
             return web.redirect(request, home_of(actor))
         nxt = request.query_params.get("next") or ""
-        return signin_page(request, section="insurer" if nxt.startswith("/insurer") else "desk")
+        return signin_page(web, request, section="insurer" if nxt.startswith("/insurer") else "desk")
 
     @r.post("/signin")
     async def signin(request: Request, form: CheckedForm) -> Response:
@@ -57,9 +63,9 @@ def make_router(web: Web) -> APIRouter:
         section = "insurer" if form.get("next", "").startswith("/insurer") else "desk"
         actor = await run_in_threadpool(web.mediation.authenticate, token) if token else None
         if actor is None:
-            return signin_page(request, error=_("bad_token"), status=401, section=section, next_path=form.get("next"))
+            return signin_page(web, request, error=_("bad_token"), status=401, section=section, next_path=form.get("next"))
         if actor.role not in (Role.MEDIATOR, Role.INSURER):
-            return signin_page(request, error=_("feed_token"), status=403, section=section,
+            return signin_page(web, request, error=_("feed_token"), status=403, section=section,
                                next_path=form.get("next"))
         web.session(request).sign_in(actor.id, lookups.fingerprint(token_hash(token)))
         home = home_of(actor)
@@ -75,12 +81,17 @@ def make_router(web: Web) -> APIRouter:
         s.flash("ok", "signed_out")
         return web.redirect(request, "/insurer/" if form.get("section") == "insurer" else "/")
 
-    # ------------------------------------------------------------ case list
+    return r
+
+
+def _case_routes(web: Web) -> APIRouter:
+    """The case list, the new-case form, the case page and its moves."""
+    r = APIRouter(route_class=route_class(web), include_in_schema=False)
 
     @r.get("/")
     def case_list(request: Request, actor: Maybe) -> Response:
         if actor is None:
-            return signin_page(request)
+            return signin_page(web, request)
         if actor.role is not Role.MEDIATOR:
             return web.redirect(request, home_of(actor))
         return list_page(web, request, actor, "desk")
@@ -158,7 +169,12 @@ def make_router(web: Web) -> APIRouter:
             s.flash("ok", "flash_moved", status=i18n.status_label(body.to.value, lang))
         return web.redirect(request, f"/cases/{case_id}")
 
-    # ------------------------------------------------------------ packet: figures and downloads
+    return r
+
+
+def _packet_routes(web: Web) -> APIRouter:
+    """A packet's figures and downloads, for mediators and insurers."""
+    r = APIRouter(route_class=route_class(web), include_in_schema=False)
 
     def reader(request: Request) -> Actor:
         actor = web.actor(request)
