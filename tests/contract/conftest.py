@@ -1,6 +1,7 @@
 """Fixtures of the bus contract suite: one real Kafka broker for the session (started with
-``deploy/kafka/kafka.sh up``, stopped at the end only if this session started it), and a bus
-factory parametrized over the adapters."""
+``deploy/kafka/kafka.sh up``, stopped at the end only if this session started it), a bus
+factory parametrized over the adapters, and a consumption-path factory parametrized over every
+path a message takes (the bus's two adapters and the trajectory worker's own two consumers)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from shared.bus import Bus, InMemoryBus
+
+if TYPE_CHECKING:
+    from tests.contract.paths import ConsumerPath
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -82,3 +87,25 @@ class Names:
 @pytest.fixture
 def names(request: pytest.FixtureRequest) -> Names:
     return Names(request.node.name)
+
+
+PathFactory = Callable[[], "ConsumerPath"]
+
+
+@pytest.fixture(params=[pytest.param("memory", marks=pytest.mark.unit),
+                        pytest.param("kafka-bus", marks=pytest.mark.integration),
+                        pytest.param("faust-agent", marks=pytest.mark.integration),
+                        pytest.param("ping-consumer", marks=pytest.mark.integration)])
+def consumer_path(request: pytest.FixtureRequest, names: Names, tmp_path: Path) -> PathFactory:
+    """Makes the adapter of one consumption path (``tests/contract/paths.py``); call it inside the
+    test's event loop."""
+    from tests.contract import paths
+
+    if request.param == "memory":
+        return lambda: paths.memory_path(names.topic(), names.group())
+    bootstrap = request.getfixturevalue("kafka_bootstrap")
+    if request.param == "kafka-bus":
+        return lambda: paths.kafka_bus_path(bootstrap, names.topic(), names.group())
+    if request.param == "faust-agent":
+        return lambda: paths.faust_agent_path(bootstrap, tmp_path)
+    return lambda: paths.ping_consumer_path(bootstrap, tmp_path)
