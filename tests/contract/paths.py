@@ -181,7 +181,6 @@ class WorkerPath:
     topic (``rider.gps`` or ``rider.platform-events``) with keys of the test's own. A crash is
     SIGKILL: nothing of the worker's shutdown runs."""
 
-    dead_letter_group = "xianjie-trajectory"  # Worker.reject signs every dead letter with APP_ID
 
     def __init__(self, name: str, topic: str, bootstrap: str, workdir: Path, batch: int = 5) -> None:
         from services.trajectory.entrypoints.replay import ensure_topics
@@ -190,6 +189,10 @@ class WorkerPath:
         self.name, self.topic, self.bootstrap, self.workdir = name, topic, bootstrap, workdir
         self.reason = "not json"
         self.group = f"xj-ct-{uuid.uuid4().hex[:8]}"
+        from services.trajectory.entrypoints.stream import consumer_groups
+
+        # a dead letter names the consumer group that read the message (pings: the worker's own .gps group)
+        self.dead_letter_group = next(g for g, names in consumer_groups(self.group).items() if topic in names)
         self.log = workdir / "handled.jsonl"
         self.log.touch()
         self.env = {**os.environ, "XJ_KAFKA_BOOTSTRAP": bootstrap, "XJ_WORKER_GROUP": self.group,

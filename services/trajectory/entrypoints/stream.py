@@ -118,13 +118,20 @@ class Worker:
     def __post_init__(self) -> None:
         self.tracker = GapTracker(self.params)
 
+    def group_of(self, topic: str) -> str:
+        """The consumer group that reads ``topic`` (what a dead letter names)."""
+        return next((g for g, names in consumer_groups(self.settings.worker_group).items() if topic in names),
+                    self.settings.worker_group)
+
     async def reject(self, m: Message, reason: str) -> None:
         self.stats["dead"] += 1
-        await self.publisher.publish(topics.dead_letter(m.topic), m.key, *dead_letter_copy(m, reason, APP_ID))
+        await self.publisher.publish(topics.dead_letter(m.topic), m.key,
+                                     *dead_letter_copy(m, reason, self.group_of(m.topic)))
 
     async def _safely(self, batch: Sequence[Message], handler: Any) -> None:
         """The batch; if it raises, message by message, dead-lettering the ones that still fail."""
-        await handle_with_dead_letters(self.publisher, batch, handler, APP_ID)  # type: ignore[arg-type]
+        group = self.group_of(batch[0].topic) if batch else self.settings.worker_group
+        await handle_with_dead_letters(self.publisher, batch, handler, group)  # type: ignore[arg-type]
 
     async def feeds(self, batch: Sequence[Message]) -> None:
         async def handle(msgs: Sequence[Message]) -> None:
