@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -149,20 +149,8 @@ def _snippet(raw: bytes) -> str:
     return repr(text + ("…" if len(raw) > 60 else ""))
 
 
-_TS_THREAD_ROWS = 200_000  # from this many fixes, the timestamps are read in a thread beside the other columns
-
-
 def _validate_gps(df: pl.DataFrame, source: str, tz: str, problems: list[Problem]) -> tuple[GpsColumns, list[Problem]]:
-    if df.height < _TS_THREAD_ROWS:
-        return _validate_gps_with(df, source, tz, problems, parse_many(df["ts"], tz))
-    # numpy and polars let go of the GIL in their loops: on a big file the timestamps (the larger
-    # half of the work) are read on a second core while the other columns are checked here
-    with ThreadPoolExecutor(1) as pool:
-        return _validate_gps_with(df, source, tz, problems, pool.submit(parse_many, df["ts"], tz))
-
-
-def _validate_gps_with(df: pl.DataFrame, source: str, tz: str, problems: list[Problem],
-                       ts: np.ndarray | Future[np.ndarray]) -> tuple[GpsColumns, list[Problem]]:
+    t = parse_many(df["ts"], tz)
     crs_seen = [c for c in df["crs"].unique().to_list() if c is not None]
     crs_codes = {c: CRS_NAMES.index(c.strip().lower()) if c.strip().lower() in CRS_NAMES else -1 for c in crs_seen}
     flags = df.select(
@@ -185,9 +173,8 @@ def _validate_gps_with(df: pl.DataFrame, source: str, tz: str, problems: list[Pr
     crs_ok = crs_code >= 0
     coord_ok = valid_latlon(lat, lon) & ~((lat == 0) & (lon == 0))
     acc_ok = ~acc_given | (np.isfinite(acc) & (acc >= 0))
-    lines = df["line"].to_numpy()
-    t = ts.result() if isinstance(ts, Future) else ts
     ok = rider_ok & ~rider_nul & ts_given & lat_given & lon_given & np.isfinite(t) & coord_ok & crs_ok & acc_ok
+    lines = df["line"].to_numpy()
     if not ok.all():
         ts_text, crs_raw = df["ts"].to_list(), df["crs"].to_list()
         for i in np.flatnonzero(~ok):
