@@ -106,10 +106,16 @@ def _lattice_inverse(glat: Arr, glon: Arr) -> tuple[Arr, Arr] | None:
     fi, fj = (glat - a0) / step, (glon - o0) / step
     i, j = fi.astype(np.int64), fj.astype(np.int64)
     u, v = fi - i, fj - j
+    # the four corners by flat index, and 1 - u, 1 - v, worked out once for both offsets (the
+    # same operations in the same order as d[i, j] * (1 - u) * (1 - v) + ...: the same floats)
+    c00 = i * no + j
+    c10, c01 = c00 + no, c00 + 1
+    c11 = c10 + 1
+    u1, v1 = 1 - u, 1 - v
 
     def at(d: Arr) -> Arr:
-        out: Arr = (d[i, j] * (1 - u) * (1 - v) + d[i + 1, j] * u * (1 - v)
-                    + d[i, j + 1] * (1 - u) * v + d[i + 1, j + 1] * u * v)
+        f = d.ravel()
+        out: Arr = f[c00] * u1 * v1 + f[c10] * u * v1 + f[c01] * u1 * v + f[c11] * u * v
         return out
 
     return glat + at(d_lat), glon + at(d_lon)

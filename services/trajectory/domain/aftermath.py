@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from shared.geo import haversine_m, local_xy_m
 
@@ -99,24 +100,50 @@ LEFT_S = 60.0  # the rider has left a place when every fix for this long is outs
 def _stay_end(grid: Grid, i: int, centre: LatLon, params: Params, until: float, step: float) -> float:
     """How long the rider stayed within the dwell radius of ``centre`` from sample i: until he is
     seen away from it for ``LEFT_S`` (one noisy fix does not end a stay; a silence in between counts
-    only if he is seen there again after it)."""
+    only if he is seen there again after it).
+
+    Most stays end within the hour, and ``until`` is often the end of the day: the samples are
+    looked at in windows growing fourfold (an hour, four, ...), each with ``LEFT_S`` of look-ahead,
+    so a short stay does not cost the rest of the day. The answer is the one a single pass over
+    everything up to ``until`` gives."""
     j_max = int(np.searchsorted(grid.t, until, side="left")) if math.isfinite(until) else len(grid)
-    g_t, g_lat, g_lon, g_known = grid.t[i:j_max], grid.lat[i:j_max], grid.lon[i:j_max], grid.known[i:j_max]
-    if g_t.size == 0:
+    size = j_max - i
+    if size <= 0:
         return float(grid.t[i])
-    x, y = local_xy_m(g_lat, g_lon, centre[0], centre[1])
-    with np.errstate(invalid="ignore"):
-        near = g_known & ~(x * x + y * y > params.dwell_radius_m**2)
-    # away at k: no known sample within the radius in [k, k + LEFT_S)
     w = max(1, int(round(LEFT_S / step)))
-    near_ahead = np.convolve(near.astype(np.int32)[::-1], np.ones(w, dtype=np.int32), mode="full")[: near.size][::-1]
-    known_ahead = np.convolve(g_known.astype(np.int32)[::-1], np.ones(w, dtype=np.int32), mode="full")[: near.size][::-1]
-    away = g_known & (near_ahead == 0) & (known_ahead > 0)
-    stop = int(np.argmax(away)) if away.any() else g_t.size
-    if stop == g_t.size and j_max < len(grid):
+    limit = _STAY_WINDOW
+    while True:
+        part = min(size, limit + w)  # decides every k < limit (or every k, when it is all there is)
+        g_known = grid.known[i:i + part]
+        x, y = local_xy_m(grid.lat[i:i + part], grid.lon[i:i + part], centre[0], centre[1])
+        with np.errstate(invalid="ignore"):
+            near = g_known & ~(x * x + y * y > params.dwell_radius_m**2)
+        # away at k: no known sample within the radius in [k, k + LEFT_S)
+        away = g_known & (_ahead(near, w) == 0) & (_ahead(g_known, w) > 0)
+        decided = part if part == size else limit
+        hit = np.flatnonzero(away[:decided])
+        if hit.size:
+            stop = int(hit[0])
+            break
+        if part == size:
+            stop = size
+            break
+        limit *= 4
+    if stop == size and j_max < len(grid):
         return float(until)  # still there when the next order came
-    seen = np.flatnonzero(g_known[:stop])
-    return float(g_t[seen[-1]]) + step if seen.size else float(grid.t[i])
+    seen = np.flatnonzero(grid.known[i:i + stop])
+    return float(grid.t[i + int(seen[-1])]) + step if seen.size else float(grid.t[i])
+
+
+_STAY_WINDOW = 720  # samples: an hour on the 5 s grid
+
+
+def _ahead(flags: npt.NDArray[np.bool_], w: int) -> npt.NDArray[np.int64]:
+    """For each k, how many of flags[k : k + w] are set (fewer at the end)."""
+    c = np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
+    n = flags.shape[0]
+    out: npt.NDArray[np.int64] = c[np.minimum(np.arange(n) + w, n)] - c[:n]
+    return out
 
 
 def _stay_start(grid: Grid, i: int, centre: LatLon, params: Params) -> float:

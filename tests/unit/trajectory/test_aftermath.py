@@ -237,3 +237,33 @@ def test_inside_an_evidence_window_the_aftermath_is_shown_only_as_far_as_the_win
     assert "至少" in "".join(res["explanation"])
     full = assess(a, inc, PARAMS, iso_local)
     assert full["aftermath"]["continues_after_window"] is False and full["aftermath"]["offline_at"]
+
+
+
+@pytest.mark.parametrize("window", [1, 7, 50, 99, 300])
+def test_stay_end_in_growing_windows_is_the_single_pass_answer(monkeypatch, window):
+    """_stay_end looks ahead in windows growing fourfold (speed): whatever the first window, the
+    answer is the single pass's -- also when a window ends inside a short absence (55 s away,
+    then back: not gone), and with a silence in the stay."""
+    import numpy as np
+
+    import services.trajectory.domain.aftermath as am
+    from services.trajectory.domain.motion import Grid
+
+    n = 400
+    t = T0 + 5.0 * np.arange(n)
+    lat = np.full(n, 30.0)
+    lon = np.full(n, 120.0)
+    lat[100:111] += 0.01  # 11 samples (55 s) a kilometre away, then back
+    lat[300:] += 0.01  # gone for good
+    known = np.ones(n, dtype=bool)
+    known[150:170] = False  # a silence while there
+    grid = Grid(t, lat, lon, known, np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
+    monkeypatch.setattr(am, "_STAY_WINDOW", 10**9)
+    expected = [am._stay_end(grid, i, (30.0, 120.0), PARAMS, until, 5.0)
+                for i in (0, 50, 95, 99) for until in (float("inf"), float(t[250]), float(t[350]))]
+    monkeypatch.setattr(am, "_STAY_WINDOW", window)
+    got = [am._stay_end(grid, i, (30.0, 120.0), PARAMS, until, 5.0)
+           for i in (0, 50, 95, 99) for until in (float("inf"), float(t[250]), float(t[350]))]
+    assert got == expected
+    assert expected[0] == float(t[299]) + 5.0  # left at sample 300, not at the short absence
