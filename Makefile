@@ -26,11 +26,11 @@ $(BYTECODE): $(STAMP)
 install: $(STAMP) $(BYTECODE)
 
 ## demo: the main job on the embedded default (the seed case, end to end); artefacts in var/demo/
-demo: $(STAMP)
+demo: $(STAMP) $(BYTECODE)
 	$(BIN)/python -m services demo
 
 ## test: lint, types, and the whole test suite
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(BYTECODE) lint typecheck
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -63,23 +63,23 @@ kafka-down: ; bash deploy/kafka/kafka.sh down
 
 ## bench-notify: notifications per second through email and webhook on loopback (real SMTP and HTTP peers)
 .PHONY: bench-notify
-bench-notify: $(STAMP)
+bench-notify: $(STAMP) $(BYTECODE)
 	$(BIN)/python -m bench.notify
 
 ## bench-api: the public status endpoint and case reads under load, beside a bare FastAPI endpoint
-bench-api: $(STAMP)
+bench-api: $(STAMP) $(BYTECODE)
 	$(BIN)/python -m bench.api
 
 ## bench-kafka: pings/s through one trajectory worker beside a bare aiokafka consumer on the same
 ## records, and delivered -> GapFlagged latency (needs make kafka-up and deploy/postgres/pg.sh up)
 .PHONY: bench-kafka
-bench-kafka: $(STAMP)
+bench-kafka: $(STAMP) $(BYTECODE)
 	$(BIN)/python -m bench.kafka
 
 ## faults: the whole fault suite (broker, service and database restarts, poison messages, fuzzing,
 ## hostile users, privacy); writes docs/reliability.md. `make test` runs its fast part.
 .PHONY: faults
-faults: $(STAMP)
+faults: $(STAMP) $(BYTECODE)
 	$(BIN)/python -m pytest -q tests/faults --faults-full --reliability-report docs/reliability.md
 
 ## evidence-loop: the mediator's path (upload in pieces, open, ask at once) against `assess` on every
@@ -95,7 +95,7 @@ evidence-loop: $(STAMP)
 ## bench-accuracy: phase and continuous_delivery accuracy and abstentions on simulated days (dirty,
 ## indoor outages, harder streets) and on the public scenarios (bench/accuracy.py; days in var/bench/accuracy/)
 .PHONY: bench-accuracy
-bench-accuracy: $(STAMP)
+bench-accuracy: $(STAMP) $(BYTECODE)
 	$(BIN)/python -m bench.accuracy
 
 .PHONY: imports
