@@ -48,7 +48,7 @@ def log(msg: str) -> None:
 
 def end_offsets(bootstrap: str, topic: str) -> dict[tuple[str, int], int]:
     """Each partition's end now, by (topic, partition)."""
-    from confluent_kafka import TopicPartition
+    from confluent_kafka import KafkaException, TopicPartition
     from confluent_kafka.admin import AdminClient, OffsetSpec
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
@@ -56,8 +56,15 @@ def end_offsets(bootstrap: str, topic: str) -> dict[tuple[str, int], int]:
     tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)] if meta is not None else []
     if not tps:
         return {}
-    got = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=30)
-    return {(tp.topic, tp.partition): int(f.result().offset) for tp, f in got.items()}
+    for attempt in range(50):  # a topic just created: its leader may not be known for a moment
+        try:
+            got = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=30)
+            return {(tp.topic, tp.partition): int(f.result().offset) for tp, f in got.items()}
+        except KafkaException:
+            if attempt == 49:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def commit_group(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -114,15 +114,22 @@ def _admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap, "client.id": "xj-test", "log_level": 4})
 
 
+# a topic just created whose leader the broker does not know yet; a group coordinator still loading
+_TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+              KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+              KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
+
+
 def _patiently(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """``fn()``, again while it fails with a retriable error (a coordinator still loading or
-    moving, as on a fresh broker), as kafka-python's group calls did by themselves."""
+    """``fn()``, again while it fails with a transient error (a topic just created, a coordinator
+    still loading or moving, as on a fresh broker), as kafka-python's calls did by themselves."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return fn()
         except KafkaException as e:
-            if not e.args[0].retriable() or time.monotonic() >= deadline:
+            err = e.args[0]
+            if not (err.retriable() or err.code() in _TRANSIENT) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
 
@@ -159,8 +166,12 @@ def end_offsets(bootstrap: str, topic_names: Iterable[str]) -> dict[Partition, i
     tps = [TopicPartition(t, p) for t in topic_names if t in meta.topics for p in sorted(meta.topics[t].partitions)]
     if not tps:
         return {}
-    got = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=30)
-    return {(tp.topic, tp.partition): int(f.result().offset) for tp, f in got.items()}
+
+    def ask() -> dict[Partition, int]:
+        got = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=30)
+        return {(tp.topic, tp.partition): int(f.result().offset) for tp, f in got.items()}
+
+    return _patiently(ask)
 
 
 def start_group_at_end(bootstrap: str, group: str, topic_names: Iterable[str]) -> bool:
