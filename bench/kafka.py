@@ -32,6 +32,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -45,39 +46,62 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict:
-    from kafka import KafkaConsumer, TopicPartition
+def end_offsets(bootstrap: str, topic: str) -> dict[tuple[str, int], int]:
+    """Each partition's end now, by (topic, partition)."""
+    from confluent_kafka import KafkaException, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
 
-    c = KafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
+    meta = admin.list_topics(timeout=30).topics.get(topic)
+    tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)] if meta is not None else []
+    if not tps:
+        return {}
+    for attempt in range(50):  # a topic just created: its leader may not be known for a moment
+        try:
+            got = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=30)
+            return {(tp.topic, tp.partition): int(f.result().offset) for tp, f in got.items()}
+        except KafkaException:
+            if attempt == 49:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
+def commit_group(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
-        return dict(c.end_offsets(tps))
+        if offsets:
+            c.commit(offsets=[TopicPartition(t, p, off) for (t, p), off in offsets.items()], asynchronous=False)
     finally:
         c.close()
 
 
-def commit_group(bootstrap: str, group: str, offsets: dict) -> None:
-    from kafka import KafkaConsumer
-    from kafka.structs import OffsetAndMetadata
+def producer(bootstrap: str, **extra: object) -> Any:
+    from confluent_kafka import Producer
 
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        c.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
-    finally:
-        c.close()
+    return Producer({"bootstrap.servers": bootstrap, "acks": "all", "partitioner": "murmur2_random",
+                     "log_level": 4, **extra})
 
 
 def produce(bootstrap: str, items: list[tuple[str, str, bytes]]) -> float:
-    from kafka import KafkaProducer
-
-    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024,
-                      compression_type=None)
+    p = producer(bootstrap, **{"linger.ms": 20, "batch.size": 512 * 1024})
     t0 = time.perf_counter()
     for topic, key, value in items:
-        p.send(topic, key=key.encode(), value=value)
-    p.flush()
+        while True:
+            try:
+                p.produce(topic, value=value, key=key.encode())
+                break
+            except BufferError:  # librdkafka's local queue is full: let it drain
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(120)
+    took = time.perf_counter() - t0
     p.close()
-    return time.perf_counter() - t0
+    if left:
+        raise SystemExit(f"{left} records not delivered")
+    return took
 
 
 async def bare(bootstrap: str, start: dict, end: dict) -> tuple[int, float]:
@@ -87,7 +111,7 @@ async def bare(bootstrap: str, start: dict, end: dict) -> tuple[int, float]:
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20)
     await c.start()
     try:
-        tps = [TopicPartition(tp.topic, tp.partition) for tp in start]
+        tps = [TopicPartition(t, p) for t, p in start]
         c.assign(tps)
         for tp, old in zip(tps, start, strict=True):
             c.seek(tp, start[old])
@@ -240,21 +264,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def delete_produced(bootstrap: str, names: list[str]) -> None:
-    from kafka.admin import KafkaAdminClient
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="xj-bench")
+    admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": "xj-bench", "log_level": 4})
     try:
         for t in names:
-            admin.delete_records({tp: off for tp, off in end_offsets(bootstrap, t).items()})
+            tps = [TopicPartition(tt, p, off) for (tt, p), off in end_offsets(bootstrap, t).items()]
+            for f in (admin.delete_records(tps, operation_timeout=30) if tps else {}).values():
+                f.result()
     except Exception as e:  # the records stay; consumers that start at the end are not affected
         log(f"could not delete the bench's records: {e}")
-    finally:
-        admin.close()
 
 
 def latency(bootstrap: str, n: int, engine: sa.Engine) -> list[float]:
     """Seconds from producing a ``delivered`` (with the next order's events) to its GapFlagged."""
-    from kafka import KafkaConsumer
+    from confluent_kafka import Consumer, TopicPartition
 
     from shared import topics
 
@@ -281,35 +306,32 @@ def latency(bootstrap: str, n: int, engine: sa.Engine) -> list[float]:
 
     flagged: dict[str, float] = {}
     stop = threading.Event()
-    c = KafkaConsumer(topics.GAP_FLAGGED, bootstrap_servers=bootstrap, auto_offset_reset="latest",
-                      enable_auto_commit=False, group_id=None)
-    while not c.assignment():
-        c.poll(timeout_ms=100)
-    for tp in c.assignment():
-        c.seek_to_end(tp)
-        c.position(tp)
+    # group.id: librdkafka wants one; never used, as nothing is subscribed or committed
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"xj-bench-latency-{run}", "enable.auto.commit": False,
+                  "log_level": 4})
+    c.assign([TopicPartition(t, p, off) for (t, p), off in end_offsets(bootstrap, topics.GAP_FLAGGED).items()])
 
     def listen() -> None:
         while not stop.is_set():
-            for recs in c.poll(timeout_ms=100).values():
-                now = time.time()
-                for m in recs:
-                    k = m.key.decode() if m.key else ""
-                    if k in sent and k not in flagged:
-                        flagged[k] = now
-
-    from kafka import KafkaProducer
+            recs = c.consume(1000, 0.1)
+            now = time.time()
+            for m in recs:
+                if m.error() is not None:
+                    continue
+                k = m.key().decode() if m.key() else ""
+                if k in sent and k not in flagged:
+                    flagged[k] = now
 
     sent: dict[str, float] = {}
     t = threading.Thread(target=listen, daemon=True)
     t.start()
-    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    p = producer(bootstrap, **{"linger.ms": 0})
     try:
         for r in riders:  # the delivery, the next order's accept and arrival (time moves on past the accept)
             sent[r] = time.time()
             for topic, key, value in events(r, seed[split:split + 3]):
-                p.send(topic, key=key.encode(), value=value)
-            p.flush()
+                p.produce(topic, key=key.encode(), value=value)
+            p.flush(30)
             time.sleep(0.1)
         deadline = time.monotonic() + 60
         while len(flagged) < len(riders) and time.monotonic() < deadline:

@@ -91,21 +91,17 @@ running_pid() {  # prints the pid of our broker if it runs
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 # Does the broker answer? A metadata request that names at least one live broker. With the
-# project's venv this is kafka-python's admin client; without it, a TCP connect alone.
+# project's venv this is confluent-kafka's admin client; without it, a TCP connect alone.
 answers() {
     local py="${XJ_KAFKA_PYTHON:-$ROOT/.venv/bin/python}"
     port_open "$PORT" || return 1  # cheap: the listener opens once the broker is nearly ready
-    if [[ -x "$py" ]] && "$py" -c 'import kafka' 2>/dev/null; then
+    if [[ -x "$py" ]] && "$py" -c 'import confluent_kafka' 2>/dev/null; then
         "$py" - "$HOST:$PORT" <<'EOF' >"$VAR/probe.err" 2>&1
 import sys
-from kafka import KafkaAdminClient
-admin = KafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=3000,
-                         client_id="kafka.sh-probe")
-try:
-    assert admin.describe_cluster()["brokers"]
-    admin.list_topics()
-finally:
-    admin.close()
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": sys.argv[1], "client.id": "kafka.sh-probe", "socket.timeout.ms": 3000})
+assert admin.describe_cluster(request_timeout=3).result().nodes
+admin.list_topics(timeout=3)
 EOF
     else
         port_open "$PORT"

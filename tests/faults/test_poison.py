@@ -303,12 +303,10 @@ def _read_dead_letters(bootstrap: str, plan: Plan, until: Callable[[dict[str, li
 @pytest.mark.integration
 def test_poison_on_every_topic_on_kafka(private_kafka: Any, private_postgres: Any, tmp_path: Path,
                                         reliability: Reliability) -> None:
-    from kafka import KafkaProducer
-
     from services.bootstrap import database
     from services.embedded import free_port
     from services.trajectory.entrypoints.replay import ensure_topics
-    from tests.integration.kafka.procs import base_env, processes, readyz, wait
+    from tests.integration.kafka.procs import base_env, processes, producer, readyz, wait
 
     bootstrap = private_kafka.bootstrap
     port = free_port()
@@ -328,13 +326,16 @@ def test_poison_on_every_topic_on_kafka(private_kafka: Any, private_postgres: An
             wait("mediation /readyz", lambda: readyz(f"http://127.0.0.1:{port}"), 90, procs.check_alive)
             wait("notify worker running", lambda: "notify worker running" in notify.log.read_text(errors="replace"),
                  60, procs.check_alive)
-            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=HUGE + 8192)
+            prod = producer(bootstrap, {"message.max.bytes": HUGE + 8192})
             try:
                 for topic in CONSUMED:
-                    for key, value, headers in plan.messages(topic):
-                        producer.send(topic, value, key=key.encode(), headers=list(headers)).get(30)
+                    for key, value, headers in plan.messages(topic):  # one at a time, each acknowledged
+                        errors: list[Any] = []
+                        prod.produce(topic, value, key=key.encode(), headers=list(headers),
+                                     on_delivery=lambda err, _msg, errors=errors: errors.append(err))
+                        assert prod.flush(30) == 0 and errors == [None], (topic, errors)
             finally:
-                producer.close()
+                prod.close()
 
             def all_handled() -> bool:
                 return all(plan.handled(engine, t) >= len(KINDS) for t in CONSUMED)

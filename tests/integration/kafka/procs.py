@@ -1,7 +1,7 @@
 """Helpers of the multi-process Kafka tests: services as OS processes (always stopped: SIGTERM,
 then SIGKILL), consumer groups started at the topics' current end (so a shared development broker's
-history is not replayed into a fresh database), reading a topic from given offsets, and a local
-HTTP receiver for webhooks."""
+history is not replayed into a fresh database), reading a topic from given offsets (confluent-kafka), and a
+local HTTP receiver for webhooks. Partitions are ``(topic, partition)`` pairs."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -104,34 +106,86 @@ def processes(log_dir: Path, env: dict[str, str]) -> Iterator[Procs]:
         procs.stop_all()
 
 
-def partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
-    c = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        return [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
-    finally:
-        c.close()
+Partition = tuple[str, int]
 
 
-def end_offsets(bootstrap: str, topic_names: Iterable[str]) -> dict[TopicPartition, int]:
-    c = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        tps = [TopicPartition(t, p) for t in topic_names for p in sorted(c.partitions_for_topic(t) or ())]
-        return dict(c.end_offsets(tps)) if tps else {}
-    finally:
-        c.close()
+def _admin(bootstrap: str) -> AdminClient:
+    # log_level 4: not librdkafka's notice, on each client's end, of events nobody waited for
+    return AdminClient({"bootstrap.servers": bootstrap, "client.id": "xj-test", "log_level": 4})
+
+
+# a topic just created whose leader the broker does not know yet; a group coordinator still loading
+_TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+              KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+              KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
+
+
+def _patiently(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """``fn()``, again while it fails with a transient error (a topic just created, a coordinator
+    still loading or moving, as on a fresh broker), as kafka-python's calls did by themselves."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except KafkaException as e:
+            err = e.args[0]
+            if not (err.retriable() or err.code() in _TRANSIENT) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _consumer(bootstrap: str, group: str | None = None) -> Consumer:
+    """A consumer that never subscribes; librdkafka wants a ``group.id`` even so (a throwaway one
+    is never sent to the broker unless offsets are committed or read)."""
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group or f"xj-test-{uuid.uuid4().hex[:8]}",
+                     "enable.auto.commit": False, "enable.auto.offset.store": False})
+
+
+def producer(bootstrap: str, config: dict[str, Any] | None = None) -> Producer:
+    """A producer as the services' (``acks=all``; the Java clients' murmur2 partitioner), with
+    librdkafka's ``config`` on top."""
+    return Producer({"bootstrap.servers": bootstrap, "acks": "all", "partitioner": "murmur2_random", **(config or {})})
+
+
+def flush(p: Producer, timeout: float = 30.0) -> None:
+    """Wait until every record queued on ``p`` is acknowledged."""
+    left = p.flush(timeout)
+    assert left == 0, f"{left} records not delivered within {timeout:.0f} s"
+
+
+def partitions(bootstrap: str, topic: str) -> list[Partition]:
+    meta = _admin(bootstrap).list_topics(timeout=30)
+    t = meta.topics.get(topic)
+    return [(topic, p) for p in sorted(t.partitions)] if t is not None else []
+
+
+def end_offsets(bootstrap: str, topic_names: Iterable[str]) -> dict[Partition, int]:
+    """Each partition's end now (the offset its next record will get), in one request."""
+    admin = _admin(bootstrap)
+    meta = admin.list_topics(timeout=30)
+    tps = [TopicPartition(t, p) for t in topic_names if t in meta.topics for p in sorted(meta.topics[t].partitions)]
+    if not tps:
+        return {}
+
+    def ask() -> dict[Partition, int]:
+        got = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=30)
+        return {(tp.topic, tp.partition): int(f.result().offset) for tp, f in got.items()}
+
+    return _patiently(ask)
 
 
 def start_group_at_end(bootstrap: str, group: str, topic_names: Iterable[str]) -> bool:
     """Commit ``group``'s offsets at the topics' current end, so its first member starts there and
     not at the broker's history. Refused by the broker (False) while the group has members."""
-    from kafka.structs import OffsetAndMetadata
-
     ends = end_offsets(bootstrap, topic_names)
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        c.commit({tp: _offset_and_metadata(OffsetAndMetadata, off) for tp, off in ends.items()})
+    if not ends:
         return True
-    except Exception:
+    c = _consumer(bootstrap, group)
+    offsets = [TopicPartition(t, p, off) for (t, p), off in ends.items()]
+    try:
+        got = _patiently(lambda: c.commit(offsets=offsets, asynchronous=False))
+        return all(tp.error is None for tp in got or ())
+    except KafkaException:
         return False
     finally:
         c.close()
@@ -140,11 +194,15 @@ def start_group_at_end(bootstrap: str, group: str, topic_names: Iterable[str]) -
 def group_lag(bootstrap: str, group: str, topic_names: Iterable[str]) -> int:
     """Records of ``topic_names`` that ``group`` has not committed yet."""
     ends = end_offsets(bootstrap, topic_names)
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    if not ends:
+        return 0
+    c = _consumer(bootstrap, group)
     try:
-        return sum(max(0, end - (c.committed(TopicPartition(tp.topic, tp.partition)) or 0)) for tp, end in ends.items())
+        committed = _patiently(lambda: c.committed([TopicPartition(t, p) for t, p in ends], timeout=30))
     finally:
         c.close()
+    done = {(tp.topic, tp.partition): max(0, tp.offset) for tp in committed}  # none committed: OFFSET_INVALID
+    return sum(max(0, end - done.get(tp, 0)) for tp, end in ends.items())
 
 
 def worker_lag(bootstrap: str, worker_group: str, topic_names: Iterable[str] | None = None) -> int:
@@ -162,27 +220,31 @@ def start_worker_at_end(bootstrap: str, worker_group: str) -> bool:
     return all([start_group_at_end(bootstrap, g, ts) for g, ts in consumer_groups(worker_group).items()])
 
 
-def _offset_and_metadata(cls: Any, offset: int) -> Any:
-    try:
-        return cls(offset, "", -1)  # kafka-python >= 2.0.3: (offset, metadata, leader_epoch)
-    except TypeError:
-        return cls(offset, "")
+@dataclass(frozen=True)
+class Record:
+    """A consumed record with its fields as attributes (``shared.bus_kafka.record_message`` reads it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
 
 
-def read_since(bootstrap: str, since: dict[TopicPartition, int], until: Callable[[list[Any]], bool],
-               timeout: float = 60.0, check: Callable[[], None] | None = None) -> list[Any]:
+def read_since(bootstrap: str, since: dict[Partition, int], until: Callable[[list[Record]], bool],
+               timeout: float = 60.0, check: Callable[[], None] | None = None) -> list[Record]:
     """Records of the partitions in ``since`` from those offsets on, until ``until(records)``."""
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    tps = list(since)
-    c.assign(tps)
-    for tp in tps:
-        c.seek(tp, since[tp])
-    got: list[Any] = []
+    c = _consumer(bootstrap)
+    c.assign([TopicPartition(t, p, off) for (t, p), off in since.items()])
+    got: list[Record] = []
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and not until(got):
-            for recs in c.poll(timeout_ms=300).values():
-                got.extend(recs)
+            for m in c.consume(10_000, 0.3):
+                if m.error() is None:
+                    got.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(),
+                                      list(m.headers() or ())))
             if check is not None:
                 check()
     finally:

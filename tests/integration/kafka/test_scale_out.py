@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
 
 from services.trajectory.entrypoints.replay import ensure_topics
 from services.trajectory.entrypoints.stream import consumer_groups
@@ -26,7 +26,9 @@ from tests.integration.kafka.procs import (
     ROOT,
     base_env,
     end_offsets,
+    flush,
     processes,
+    producer,
     read_since,
     simulated_day,
     start_worker_at_end,
@@ -40,12 +42,9 @@ FEEDS = (topics.PLATFORM_EVENTS, topics.GPS)
 
 
 def members(bootstrap: str, group: str) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="xj-test-groups")
-    try:
-        desc = admin.describe_groups([group])[group]
-        return len(desc["members"]) if desc["group_state"] == "Stable" else -1
-    finally:
-        admin.close()
+    admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": "xj-test-groups", "log_level": 4})
+    desc = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+    return len(desc.members) if desc.state == ConsumerGroupState.STABLE else -1
 
 
 def test_two_workers_one_killed_assessments_equal_batch(kafka_bootstrap: str, fresh_database, tmp_path: Path) -> None:
@@ -96,7 +95,7 @@ def test_two_workers_one_killed_assessments_equal_batch(kafka_bootstrap: str, fr
 
         since = end_offsets(kafka_bootstrap, (topics.ASSESSMENT_READY,))
         run_id = uuid.uuid4().hex[:8]
-        prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        prod = producer(kafka_bootstrap)
         cases = {}
         for inc in incidents:
             case_id = f"scale-{run_id}-{inc['incident_id']}"
@@ -105,10 +104,9 @@ def test_two_workers_one_killed_assessments_equal_batch(kafka_bootstrap: str, fr
             req = AssessmentRequested(request_id=f"req-{case_id}", case_id=case_id, rider_id=inc["rider_id"],
                                       incident_at=datetime.fromisoformat(inc["at"]),
                                       location=(loc["lat"], loc["lon"]) if loc else None)
-            prod.send(topics.ASSESSMENT_REQUESTED, key=inc["rider_id"].encode(),
-                      value=req.envelope(key=inc["rider_id"], producer="test").to_bytes())
-        prod.flush()
-        prod.close()
+            prod.produce(topics.ASSESSMENT_REQUESTED, key=inc["rider_id"].encode(),
+                         value=req.envelope(key=inc["rider_id"], producer="test").to_bytes())
+        flush(prod)
 
         def mine(recs: list) -> dict[str, AssessmentReady]:
             out: dict[str, AssessmentReady] = {}

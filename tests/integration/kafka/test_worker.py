@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import create_engine, text
 
 from services.trajectory.adapters.feeds import load_dir
@@ -27,7 +26,16 @@ from services.trajectory.domain.model import Params
 from shared import topics
 from shared.events import AssessmentRequested, Envelope
 
-from .procs import start_worker_at_end
+from .procs import (
+    Partition,
+    Record,
+    end_offsets,
+    flush,
+    partitions,
+    producer,
+    read_since,
+    start_worker_at_end,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,33 +43,11 @@ ROOT = Path(__file__).resolve().parents[3]
 SEED = ROOT / "tests" / "data" / "scenarios" / "seed-case-between"
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    c = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        parts = c.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
-        return c.end_offsets(tps) if tps else {}
-    finally:
-        c.close()
-
-
-def read_since(bootstrap: str, topic: str, since: dict[TopicPartition, int], until: Callable[[list], bool],
-               timeout: float = 60.0) -> list:
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    parts = c.partitions_for_topic(topic) or set()
-    tps = [TopicPartition(topic, p) for p in parts]
-    c.assign(tps)
-    for tp in tps:
-        c.seek(tp, since.get(tp, 0))
-    got: list = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and not until(got):
-            for recs in c.poll(timeout_ms=500).values():
-                got.extend(recs)
-    finally:
-        c.close()
-    return got
+def read_topic(bootstrap: str, topic: str, since: dict[Partition, int], until: Callable[[list[Record]], bool],
+               timeout: float = 60.0) -> list[Record]:
+    """The topic's records from ``since`` on (from the start of partitions that ``since`` lacks:
+    the topic may not have existed when it was taken)."""
+    return read_since(bootstrap, {tp: since.get(tp, 0) for tp in partitions(bootstrap, topic)}, until, timeout)
 
 
 def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fresh_database, tmp_path: Path) -> None:
@@ -78,7 +64,7 @@ def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fres
                    capture_output=True, timeout=60)
     # a fresh group starts at the topics' end, not at earlier tests' replays of the same rider
     assert start_worker_at_end(kafka_bootstrap, env["XJ_WORKER_GROUP"])
-    since = {t: end_offsets(kafka_bootstrap, t) for t in (topics.GAP_FLAGGED, topics.ASSESSMENT_READY,
+    since = {t: end_offsets(kafka_bootstrap, (t,)) for t in (topics.GAP_FLAGGED, topics.ASSESSMENT_READY,
                                                           topics.dead_letter(topics.GPS))}
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen([sys.executable, "-m", "services.trajectory", "worker"], env=env, cwd=ROOT,
@@ -89,21 +75,21 @@ def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fres
                            env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         assert "platform events" in r.stderr and r.stdout == ""
-        prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-        prod.send(topics.GPS, key=rider.encode(), value=b'{"rider_id": "' + rider.encode() + b'", "ts": "never"}')
-        prod.flush()
+        prod = producer(kafka_bootstrap)
+        prod.produce(topics.GPS, key=rider.encode(), value=b'{"rider_id": "' + rider.encode() + b'", "ts": "never"}')
+        flush(prod)
 
         def mine(recs: list) -> list:
             return [orjson.loads(m.value)["data"] for m in recs if m.key == rider.encode()]
 
-        flags = mine(read_since(kafka_bootstrap, topics.GAP_FLAGGED, since[topics.GAP_FLAGGED],
+        flags = mine(read_topic(kafka_bootstrap, topics.GAP_FLAGGED, since[topics.GAP_FLAGGED],
                                 lambda got: len(mine(got)) >= len(batch), timeout=90))
         latency = time.monotonic() - began
         got = {(datetime.fromisoformat(f["start"]).timestamp(), f["phase"]) for f in flags}
         want = {(round(g.start, 3), g.phase.value) for g in batch}
         assert {(round(s, 3), p) for s, p in got} >= want, (flags, batch)
 
-        dead = read_since(kafka_bootstrap, topics.dead_letter(topics.GPS), since[topics.dead_letter(topics.GPS)],
+        dead = read_topic(kafka_bootstrap, topics.dead_letter(topics.GPS), since[topics.dead_letter(topics.GPS)],
                           lambda got: any(m.key == rider.encode() for m in got), timeout=30)
         assert any(dict(m.headers).get("error") for m in dead if m.key == rider.encode())
 
@@ -111,11 +97,10 @@ def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fres
         case_id = f"case-{uuid.uuid4().hex[:8]}"
         req = AssessmentRequested(request_id=f"req-{case_id}", case_id=case_id, rider_id=rider,
                                   incident_at=datetime.fromtimestamp(inc.at, UTC))
-        prod.send(topics.ASSESSMENT_REQUESTED, key=rider.encode(),
-                  value=req.envelope(key=rider, producer="test").to_bytes())
-        prod.flush()
-        prod.close()
-        ready = read_since(kafka_bootstrap, topics.ASSESSMENT_READY, since[topics.ASSESSMENT_READY],
+        prod.produce(topics.ASSESSMENT_REQUESTED, key=rider.encode(),
+                     value=req.envelope(key=rider, producer="test").to_bytes())
+        flush(prod)
+        ready = read_topic(kafka_bootstrap, topics.ASSESSMENT_READY, since[topics.ASSESSMENT_READY],
                            lambda got: any(m.key == case_id.encode() for m in got), timeout=60)
         [reply] = [Envelope.from_bytes(m.value) for m in ready if m.key == case_id.encode()]
         assert reply.type == "AssessmentReady"
@@ -135,12 +120,10 @@ def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fres
         live = f"R-LIVE-{uuid.uuid4().hex[:6]}"
         seed = [orjson.loads(x) for x in (SEED / "platform.jsonl").read_bytes().splitlines() if x.strip()]
         split = next(i for i, e in enumerate(seed) if e["type"] == "delivered")
-        prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-
         def send(topic: str, values: list[bytes]) -> None:
             for v in values:
-                prod.send(topic, key=live.encode(), value=v)
-            prod.flush()
+                prod.produce(topic, key=live.encode(), value=v)
+            flush(prod)
 
         def events(part: list[dict]) -> list[bytes]:
             return [orjson.dumps({**e, "rider_id": live, "event_id": f"{live}-{e['event_id']}"}) for e in part]
@@ -154,15 +137,14 @@ def test_worker_stores_flags_dead_letters_and_answers(kafka_bootstrap: str, fres
             time.sleep(0.2)
         engine.dispose()
         time.sleep(1.0)  # quiet
-        since_live = end_offsets(kafka_bootstrap, topics.GAP_FLAGGED)
+        since_live = end_offsets(kafka_bootstrap, (topics.GAP_FLAGGED,))
         sent = time.monotonic()
         send(topics.PLATFORM_EVENTS, events(seed[split:split + 3]))
-        got = read_since(kafka_bootstrap, topics.GAP_FLAGGED, since_live,
+        got = read_topic(kafka_bootstrap, topics.GAP_FLAGGED, since_live,
                          lambda recs: any(m.key == live.encode() for m in recs), timeout=60)
         took = time.monotonic() - sent
         [flag] = [orjson.loads(m.value)["data"] for m in got if m.key == live.encode()]
         assert flag["phase"] == "connecting" and took < 15, (flag, took)  # settle 0.2 s; a stuck watermark: 120 s
-        prod.close()
     finally:
         worker.terminate()
         try:
