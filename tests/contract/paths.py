@@ -274,15 +274,12 @@ class WorkerPath:
             p.wait(10)
 
     async def publish(self, items: Sequence[Item]) -> None:
-        from kafka import KafkaProducer
+        from tests.integration.kafka.procs import flush, producer
 
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
-        try:
-            for key, value, headers in items:
-                producer.send(self.topic, value, key=key.encode(), headers=list(headers))
-            producer.flush(30)
-        finally:
-            producer.close()
+        p = producer(self.bootstrap)
+        for key, value, headers in items:
+            p.produce(self.topic, value, key=key.encode(), headers=list(headers))
+        flush(p)
 
     def handled(self) -> list[Handled]:
         return [self._number(r) for r in self._rows() if "rider" in r]

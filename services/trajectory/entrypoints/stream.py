@@ -102,6 +102,10 @@ def to_message(event: Any) -> Message:
     return Message(m.topic, key, bytes(value), headers, m.partition, m.offset)
 
 
+class BrokerAway(Exception):
+    """The broker did not say where the feed partitions end within ``gap_sync_max_s``."""
+
+
 @dataclass
 class Worker:
     """The state of one trajectory worker process."""
@@ -144,7 +148,11 @@ class Worker:
         self.stats["feeds"] += len(batch)
 
     async def requests(self, batch: Sequence[Message]) -> None:
-        lag = await self.feeds_stored()  # everything the broker accepted before the request is evidence
+        try:
+            lag = await self.feeds_stored()  # everything the broker accepted before the request is evidence
+        except BrokerAway as e:
+            await self._not_yet(batch, {}, why=str(e))
+            return
         if lag:
             await self._not_yet(batch, lag)
             return
@@ -200,7 +208,11 @@ class Worker:
             closed_at, c = await self.closes.get()
             # settle from when the gap closed, not from when it is taken: a queue of gaps waits once
             await asyncio.sleep(max(0.0, closed_at + self.settings.gap_settle_s - time.monotonic()))
-            await self.feeds_stored((topics.GPS,))  # the pings on the broker by now are the gap's evidence
+            try:
+                await self.feeds_stored((topics.GPS,))  # the pings on the broker by now are the gap's evidence
+            except BrokerAway as e:  # not judged on what may be partial: recorded, the sweep flags it later
+                logger.warning("the gap of %s from %.3f left to the sweep: %s", c.rider_id, c.start, e)
+                continue
             try:
                 mine = await asyncio.to_thread(self.store.claim_gap, c.rider_id, c.start,
                                                lease_s=self.settings.gap_lease_s)
@@ -236,14 +248,26 @@ class Worker:
         batch's own transaction, how far in its partition the batch reaches. Exact with any
         number of workers; no settle time. Gives up after ``gap_sync_max_s`` with the partitions
         still behind and by how many records (empty: all stored)."""
-        ends = await asyncio.to_thread(self.feed_ends, names)
         began = time.monotonic()
         deadline, asked = began + self.settings.gap_sync_max_s, -1.0
+        while True:  # the broker away: asked again until the deadline, then BrokerAway
+            try:
+                ends = await asyncio.to_thread(self.feed_ends, names)
+                break
+            except Exception as e:
+                if time.monotonic() >= deadline:
+                    raise BrokerAway(f"the broker did not answer for {self.settings.gap_sync_max_s:.0f} s "
+                                     f"({str(e)[:200]}); request the evidence again") from e
+                await asyncio.sleep(0.5)
         while True:
             lag = await asyncio.to_thread(self.store.lagging, self.settings.worker_group, ends)
             if lag and time.monotonic() - asked >= 0.5:  # a partition its group committed past was handled
                 asked = time.monotonic()              # (or deliberately skipped when the group began at the end)
-                committed = await asyncio.to_thread(self.committed, list(lag))
+                try:
+                    committed = await asyncio.to_thread(self.committed, list(lag))
+                except Exception as e:  # the broker away: the stored progress alone is waited for
+                    logger.info("the groups' commits not read (%s)", str(e)[:200])
+                    committed = {}
                 ends = {tp: e for tp, e in ends.items() if committed.get(tp, -1) < e}
                 lag = {tp: n for tp, n in lag.items() if tp in ends}
             if not lag or time.monotonic() >= deadline:
@@ -268,13 +292,13 @@ class Worker:
             out.update({(tp.topic, tp.partition): int(tp.offset) for tp in got.topic_partitions if tp.offset >= 0})
         return out
 
-    async def _not_yet(self, batch: Sequence[Message], lag: dict[tuple[str, int], int]) -> None:
-        """Answer requests that came while the feeds were further behind than a request may wait:
-        failed, saying why and that asking again will do (nothing is kept: a new request is
-        answered afresh)."""
+    async def _not_yet(self, batch: Sequence[Message], lag: dict[tuple[str, int], int], why: str = "") -> None:
+        """Answer requests that came while the feeds were further behind than a request may wait
+        (or the broker could not say how far they reach): failed, saying why and that asking again
+        will do (nothing is kept: a new request is answered afresh)."""
         behind = sum(lag.values())
-        reason = (f"the rider's feeds are still being stored ({behind} records behind in "
-                  f"{len(lag)} partitions after {self.settings.gap_sync_max_s:.0f} s); request the evidence again")
+        reason = why or (f"the rider's feeds are still being stored ({behind} records behind in {len(lag)} "
+                         f"partitions after {self.settings.gap_sync_max_s:.0f} s); request the evidence again")
         for m in batch:
             try:
                 req = decode(Envelope.from_bytes(m.value))
@@ -514,4 +538,4 @@ def run_worker(settings: TrajectorySettings | None = None, *, loglevel: str = "w
     return 0
 
 
-__all__ = ["APP_ID", "GROUP", "FaustPublisher", "PingConsumer", "consumer_groups", "Worker", "gap_envelope", "make_app", "run_worker", "to_message"]
+__all__ = ["APP_ID", "BrokerAway", "GROUP", "FaustPublisher", "PingConsumer", "consumer_groups", "Worker", "gap_envelope", "make_app", "run_worker", "to_message"]

@@ -5,6 +5,7 @@ once, however many workers saw it close."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -103,3 +104,45 @@ def test_a_gap_recorded_by_a_dead_worker_is_flagged_once_by_the_next(store: Feed
     assert swept >= 1 and again == 0
     assert len(sent) == swept and len({(f.rider_id, f.start) for f in sent}) == swept
     assert any(f.continuous_delivery for f in sent)
+
+
+def test_the_broker_away_leaves_gaps_to_the_sweep_and_fails_requests_saying_ask_again(store: FeedStore) -> None:
+    """Where the feed partitions end is asked of the broker; while it does not answer, a closed gap
+    is not judged on what may be partial feeds (the sweep flags it later) and an evidence request
+    is answered failed, saying to ask again -- the worker itself lives on."""
+    from shared.events import AssessmentFailed, AssessmentRequested
+
+    class Everything(Published):
+        async def publish(self, topic: str, key: str, value: bytes, headers=()) -> None:  # type: ignore[no-untyped-def]
+            self.sent.append(decode(Envelope.from_bytes(value)))  # type: ignore[arg-type]
+
+    def away(*_: object) -> dict:
+        raise TimeoutError("no broker")
+
+    async def go() -> tuple[list, list]:
+        w = Worker(store, TrajectorySettings(gap_settle_s=0.0, gap_sync_max_s=0.3), Everything())  # type: ignore[arg-type]
+        w.feed_ends = away  # type: ignore[method-assign]
+        await w.feeds(messages(topics.GPS, lines(SEED, "gps.jsonl")))
+        await w.feeds(messages(topics.PLATFORM_EVENTS, lines(SEED, "platform.jsonl")))
+        assert w.closes.qsize() >= 1
+        classifying = asyncio.create_task(w.classify_forever())
+        for _ in range(200):  # at most 10 s
+            if w.closes.empty() or classifying.done():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the last gap's wait for the broker runs out
+        assert not classifying.done()  # alive, not crashed
+        classifying.cancel()
+        flags = list(w.publisher.sent)  # type: ignore[attr-defined]
+        req = AssessmentRequested(request_id="r1", case_id="c1", rider_id="R1",
+                                  incident_at=datetime(2026, 5, 14, 6, 10, tzinfo=UTC))
+        await w.requests(messages(topics.ASSESSMENT_REQUESTED, [req.envelope(key="c1", producer="test").to_bytes()]))
+        return flags, w.publisher.sent[len(flags):]  # type: ignore[attr-defined]
+
+    flags, answers = asyncio.run(go())
+    assert flags == []  # nothing judged while the broker could not say what was stored
+    [failed] = answers
+    assert isinstance(failed, AssessmentFailed) and "request the evidence again" in failed.reason
+    assert "did not answer" in failed.reason
+    swept, out = worker(store, gap_lease_s=0.0)
+    assert asyncio.run(swept.sweep_once()) >= 1 and any(f.continuous_delivery for f in out.sent)
