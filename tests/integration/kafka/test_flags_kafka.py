@@ -23,11 +23,10 @@ from services.trajectory.domain.model import Params
 from shared import topics
 from tests.support.evidence_path import DAYS
 
-from .procs import end_offsets, read_since, start_worker_at_end
+from .procs import end_offsets, processes, read_since, start_worker_at_end
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[3]
 TZ = "Asia/Shanghai"
 
 
@@ -71,10 +70,8 @@ def test_flags_equal_the_batch_engine_on_every_public_scenario(kafka_bootstrap: 
                    capture_output=True, timeout=60)  # the topics exist before anyone subscribes
     assert start_worker_at_end(kafka_bootstrap, env["XJ_WORKER_GROUP"])
     since = end_offsets(kafka_bootstrap, (topics.GAP_FLAGGED,))
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen([sys.executable, "-m", "services.trajectory", "worker"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=log)
-    try:
+    with processes(tmp_path, env) as procs:
+        procs.start("worker", "services.trajectory", "worker")
         for day in days:
             r = subprocess.run([sys.executable, "-m", "services.trajectory", "replay", str(day), "--speedup", "0"],
                                env=env, capture_output=True, text=True, timeout=120)
@@ -90,15 +87,7 @@ def test_flags_equal_the_batch_engine_on_every_public_scenario(kafka_bootstrap: 
             return out
 
         got = flags(read_since(kafka_bootstrap, since, lambda recs: set(flags(recs)) >= set(want), timeout=180,
-                               check=lambda: None if worker.poll() is None else pytest.fail("worker exited")))
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        log.close()
+                               check=procs.check_alive))
     missing = sorted(set(want) - set(got))
     assert not missing, f"{len(missing)} of {len(want)} gaps not flagged: {missing[:5]}"
     assert {k: got[k] for k in want} == want
