@@ -137,6 +137,34 @@ def test_an_unfinished_batch_is_handled_again_after_a_crash(consumer_path: PathF
     run(scenario())
 
 
+def test_an_unfinished_batch_is_handled_again_after_a_graceful_stop(consumer_path: PathFactory) -> None:
+    """At least once through a graceful stop too (SIGTERM for a worker process, then SIGKILL after
+    its grace): a consumer stopped while its handler cannot finish (the database hangs) must not
+    commit the batch in hand on its way out. (faust's ``take_events`` acks every event of a batch
+    in a ``finally``, finished or not: this checks that no such ack reaches a commit.)"""
+    [key] = riders(1)
+    total, stuck = 30, 12
+
+    async def scenario() -> None:
+        path = consumer_path()
+        await path.start(stuck_at=(key, stuck))
+        try:
+            await path.publish([(key, path.good(key, n), ()) for n in range(total)])
+            await path.wait_stuck()
+            await path.stop()
+            before = of([key], path.handled())[key]
+            await path.start()
+            await path.wait_handled(lambda h: set(of([key], h)[key]) >= set(range(total)))
+        finally:
+            await path.stop()
+        after = of([key], path.handled())[key][len(before):]
+        assert stuck not in before, f"{path.name}: the stuck batch was finished: {before}"
+        assert after and after[0] <= len(before) and after == list(range(after[0], total)), \
+            f"{path.name}: {len(before)} finished before the stop; after the restart: {after}"
+
+    run(scenario())
+
+
 def test_headers_are_kept_on_the_dead_letter(consumer_path: PathFactory) -> None:
     [key] = riders(1)
     headers: Headers = (("event-type", b"GpsPing"), ("schema-version", b"2"), ("empty", b""),
