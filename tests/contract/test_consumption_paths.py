@@ -6,7 +6,7 @@ and its ``PingConsumer`` (``rider.gps``), run as production runs them (``tests/c
 |--------------------------------------------|--------|-----------|-------------|---------------|
 | one key's messages handled in order        | here   | here      | here        | here          |
 | poison -> ``<topic>.dlq`` with its reason  | here   | here      | here        | here          |
-| unfinished batch handled again after crash | here   | here      | here        | here          |
+| unfinished batch handled again (crash, stop) | here  | here      | here        | here          |
 | headers kept (on the dead letter)          | here   | here      | here        | here          |
 | headers reach the handler                  | test_bus.py | test_bus.py | --     | --            |
 | every group sees every message             | test_bus.py | test_bus.py | --     | --            |
@@ -32,6 +32,8 @@ import asyncio
 import uuid
 from collections.abc import Coroutine
 from typing import Any
+
+import pytest
 
 from shared.bus import Headers
 from shared.topics import dead_letter
@@ -107,11 +109,15 @@ def test_a_poison_goes_to_its_dead_letter_topic_with_the_reason(consumer_path: P
     run(scenario())
 
 
-def test_an_unfinished_batch_is_handled_again_after_a_crash(consumer_path: PathFactory) -> None:
-    """At least once: a consumer that dies with a batch in hand (its handler never returned) leaves
-    that batch, and what follows, to the group's next consumer -- here the same path started
-    again. What was finished before may come again too (an offset committed asynchronously), but
-    only as a run of the key's messages in order, never with a gap."""
+@pytest.mark.parametrize("ending", ["crash", "stop"])
+def test_an_unfinished_batch_is_handled_again(consumer_path: PathFactory, ending: str) -> None:
+    """At least once: a consumer that ends with a batch in hand (its handler never returned: the
+    database hangs) leaves that batch, and what follows, to the group's next consumer -- here the
+    same path started again. It ends by a crash (SIGKILL for a worker process) or a graceful stop
+    (SIGTERM, then SIGKILL after its grace; faust's ``take_events`` acks every event of a batch in a
+    ``finally``, finished or not: no such ack may reach a commit). What was finished before may
+    come again too (an offset committed asynchronously), but only as a run of the key's messages
+    in order, never with a gap."""
     [key] = riders(1)
     total, stuck = 30, 12
 
@@ -121,7 +127,7 @@ def test_an_unfinished_batch_is_handled_again_after_a_crash(consumer_path: PathF
         try:
             await path.publish([(key, path.good(key, n), ()) for n in range(total)])
             await path.wait_stuck()
-            await path.crash()
+            await (path.crash() if ending == "crash" else path.stop())
             before = of([key], path.handled())[key]
             await path.start()
             await path.wait_handled(lambda h: set(of([key], h)[key]) >= set(range(total)))
@@ -129,38 +135,10 @@ def test_an_unfinished_batch_is_handled_again_after_a_crash(consumer_path: PathF
             await path.stop()
         after = of([key], path.handled())[key][len(before):]
         assert stuck not in before, f"{path.name}: the stuck batch was finished: {before}"
-        assert before == list(range(len(before))), f"{path.name}: before the crash: {before}"
+        assert before == list(range(len(before))), f"{path.name}: before the {ending}: {before}"
         assert after, f"{path.name}: nothing handled after the restart"
         assert after[0] <= len(before) and after == list(range(after[0], total)), \
-            f"{path.name}: {len(before)} finished before the crash; after the restart: {after}"
-
-    run(scenario())
-
-
-def test_an_unfinished_batch_is_handled_again_after_a_graceful_stop(consumer_path: PathFactory) -> None:
-    """At least once through a graceful stop too (SIGTERM for a worker process, then SIGKILL after
-    its grace): a consumer stopped while its handler cannot finish (the database hangs) must not
-    commit the batch in hand on its way out. (faust's ``take_events`` acks every event of a batch
-    in a ``finally``, finished or not: this checks that no such ack reaches a commit.)"""
-    [key] = riders(1)
-    total, stuck = 30, 12
-
-    async def scenario() -> None:
-        path = consumer_path()
-        await path.start(stuck_at=(key, stuck))
-        try:
-            await path.publish([(key, path.good(key, n), ()) for n in range(total)])
-            await path.wait_stuck()
-            await path.stop()
-            before = of([key], path.handled())[key]
-            await path.start()
-            await path.wait_handled(lambda h: set(of([key], h)[key]) >= set(range(total)))
-        finally:
-            await path.stop()
-        after = of([key], path.handled())[key][len(before):]
-        assert stuck not in before, f"{path.name}: the stuck batch was finished: {before}"
-        assert after and after[0] <= len(before) and after == list(range(after[0], total)), \
-            f"{path.name}: {len(before)} finished before the stop; after the restart: {after}"
+            f"{path.name}: {len(before)} finished before the {ending}; after the restart: {after}"
 
     run(scenario())
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -29,7 +29,6 @@ class Container:
     tz: str
     key_dir: Any
     poke: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the outbox relay
-    extra_routers: list[APIRouter] = field(default_factory=list)
     # the guards, set by create_app: FastAPI dependencies other services' routes may use
     require_user: Any = None
     require_mediator: Any = None
@@ -57,8 +56,6 @@ def create_app(c: Container) -> FastAPI:
 
     office_api.install_errors(app)
     app.include_router(office_api.make_router(Office(c.mediation), g.user, g.mediator))
-    for r in c.extra_routers:
-        app.include_router(r)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
