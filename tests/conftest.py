@@ -9,6 +9,7 @@ import atexit
 import glob
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,8 +70,15 @@ def fresh_database(tmp_path: Path) -> Iterator[Callable[[str], str]]:
 
     yield make
     for admin, name in made:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for attempt in range(20):  # FORCE may not end an autovacuum worker (a superuser's backend): it soon ends itself
+            try:
+                with admin.connect() as c:
+                    c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                break
+            except sa.exc.DBAPIError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
         admin.dispose()
 
 
