@@ -78,7 +78,20 @@ def read_gps(data: bytes, source: str, tz: str, first_line: int = 1,
     if first_line != 1:
         frame = frame.with_columns(pl.col("line") + (first_line - 1))
         problems = [Problem(p.source, p.line + first_line - 1, p.message) for p in problems]
-    return _validate_gps(frame, source, tz, problems)
+    if frame.height < _SPLIT_ROWS:
+        return _validate_gps(frame, source, tz, problems)
+    # validation is row by row and mostly numpy and polars, which let go of the GIL: halves in two threads
+    half = frame.height // 2
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(_validate_gps, frame.slice(half), source, tz, [])
+        a, early = _validate_gps(frame.slice(0, half), source, tz, problems)
+        b, more = later.result()
+    cols = GpsColumns(pl.concat([a.rider, b.rider]), *(np.concatenate([getattr(a, k), getattr(b, k)])
+                                                        for k in ("t", "lat", "lon", "accuracy", "line")))
+    return cols, sorted(early + more, key=lambda p: p.line)
+
+
+_SPLIT_ROWS = 200_000
 
 
 def _fast_frame(data: bytes) -> pl.DataFrame | None:

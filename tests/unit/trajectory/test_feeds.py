@@ -175,6 +175,25 @@ def test_fast_and_slow_paths_report_the_same_bad_lines() -> None:
     assert [p.message for p in fast_problems] == [p.message for p in slow_problems]
 
 
+def test_a_big_file_validated_in_two_halves_reads_as_in_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files of _SPLIT_ROWS lines and more are validated in two threads, half each: the same
+    columns, lines and problems (in line order, from both halves) as in one go."""
+    from services.trajectory.adapters import feeds
+
+    rows: list[dict[str, Any] | bytes] = [*varied_pings(), *(ping(k, rider="R2", crs="bd09") for k in range(40))]
+    for i, bad in ((2, ping(2, lat=999)), (17, ping(17, crs="utm")), (41, ping(41, ts="1970-01-01T00:00:01Z")),
+                   (len(rows) - 1, ping(0, rider=""))):
+        rows[i] = bad
+    data = jsonl(*rows)
+    whole, whole_problems = read_gps(data, "gps.jsonl", TZ)
+    monkeypatch.setattr(feeds, "_SPLIT_ROWS", 10)
+    halves, halves_problems = read_gps(data, "gps.jsonl", TZ)
+    columns_equal(whole, halves)
+    np.testing.assert_array_equal(whole.line, halves.line)
+    assert halves_problems == whole_problems
+    assert [p.line for p in halves_problems] == [3, 18, 42, len(rows)]
+
+
 ODD_VALUES = [True, False, None, [], [1], 5, 5.5, "5", "", " ", -1, "nan", "inf", "23.7", "gcj02", "R1"]
 
 
