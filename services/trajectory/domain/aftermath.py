@@ -103,7 +103,7 @@ def _stay_end(grid: Grid, i: int, centre: LatLon, params: Params, until: float, 
     only if he is seen there again after it).
 
     Most stays end within the hour, and ``until`` is often the end of the day: the samples are
-    looked at in windows growing fourfold (an hour, four, ...), each with ``LEFT_S`` of look-ahead,
+    looked at in windows growing fourfold (ten minutes, forty, ...), each with ``LEFT_S`` of look-ahead,
     so a short stay does not cost the rest of the day. The answer is the one a single pass over
     everything up to ``until`` gives."""
     j_max = int(np.searchsorted(grid.t, until, side="left")) if math.isfinite(until) else len(grid)
@@ -135,7 +135,7 @@ def _stay_end(grid: Grid, i: int, centre: LatLon, params: Params, until: float, 
     return float(grid.t[i + int(seen[-1])]) + step if seen.size else float(grid.t[i])
 
 
-_STAY_WINDOW = 720  # samples: an hour on the 5 s grid
+_STAY_WINDOW = 120  # samples: ten minutes on the 5 s grid
 
 
 def _ahead(flags: npt.NDArray[np.bool_], w: int) -> npt.NDArray[np.int64]:
