@@ -169,8 +169,8 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
     reported time, when it fits), with no distance (no fix saw him there) and the outage as
     ``gps_silent_from``/``gps_silent_to`` and ``detour_m``.
 
-    When no pass fits the reported time and one lies within ``time_check_radius_m``, the reported
-    time may be off: the phase then (rules 1 to 5) is added as ``phase_at_nearest`` and
+    When no pass fits the reported time and one lies within ``time_check_radius_m`` (or on his way
+    through an outage), the reported time may be off: the phase then (rules 1 to 5) is added as ``phase_at_nearest`` and
     ``continuous_delivery_at_nearest`` (DATA_CONTRACT §6)."""
     params = params if params is not None else Params()
     assert inc.location is not None
@@ -207,7 +207,7 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
     out["nearest_distance_m"] = None if far is None else round(far, 1)
     out["minutes_from_reported"] = round((when - inc.at) / 60.0, 1)
     named = fit if fit is not None else chosen
-    if named is not None and named.gap is not None:
+    if named is not None and named.gap is not None:  # an unseen pass
         out["gps_silent_from"], out["gps_silent_to"] = named.gap
         out["detour_m"] = round(named.d)
     if chosen is not None:

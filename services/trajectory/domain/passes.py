@@ -48,7 +48,7 @@ class Pass:
     """One pass by the place: within the radius from ``start`` to ``end``; nearest at ``t``, ``d``
     metres away. ``ts``/``ds``: its near moments (fixes, and closest approaches between fixes).
 
-    An unseen pass (``unseen``): no fix from ``gap[0]`` to ``gap[1]``; he may have been at the place
+    An unseen pass (``gap``): no fix from ``gap[0]`` to ``gap[1]``; he may have been at the place
     from ``start`` to ``end``, riding steadily at ``t``; ``d`` is how much longer riding by the
     place is than riding straight between the two fixes (the detour)."""
 
@@ -58,8 +58,12 @@ class Pass:
     d: float
     ts: F64
     ds: F64
-    unseen: bool = False
     gap: tuple[float, float] | None = None
+
+    @property
+    def unseen(self) -> bool:
+        """No fix saw him at the place: a pass hidden in an outage."""
+        return self.gap is not None
 
     def offset(self, at: float) -> float:
         """How far the pass lies from an instant, in seconds: 0 when it spans it."""
@@ -119,7 +123,7 @@ def unseen_passes(t: F64, x: F64, y: F64, min_gap_s: float, speed: float, detour
         t0, t1 = float(t[i]), float(t[i + 1])
         steady = t0 + (t1 - t0) * float(a[i] / (a[i] + b[i])) if a[i] + b[i] > 0.0 else (t0 + t1) / 2.0
         out.append(Pass(t0 + float(a[i]) / speed, t1 - float(b[i]) / speed, steady, float(detour[i]),
-                        np.array([steady]), np.array([detour[i]]), unseen=True, gap=(t0, t1)))
+                        np.array([steady]), np.array([detour[i]]), gap=(t0, t1)))
     return out
 
 

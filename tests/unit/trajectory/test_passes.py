@@ -88,7 +88,7 @@ def test_no_unseen_pass_off_his_way_or_out_of_reach_or_across_a_short_gap():
 
 
 def unseen(start: float, end: float, t: float, detour: float = 0.0) -> Pass:
-    return Pass(start, end, t, detour, np.array([t]), np.array([detour]), unseen=True, gap=(start - 10.0, end + 10.0))
+    return Pass(start, end, t, detour, np.array([t]), np.array([detour]), gap=(start - 10.0, end + 10.0))
 
 
 def test_an_unseen_pass_does_not_beat_a_real_close_pass_as_far_off_in_time():
