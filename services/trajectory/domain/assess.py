@@ -14,7 +14,7 @@ from .clean import CleanReport, clean
 from .clock import SkewEstimate, estimate_skew
 from .model import Incident, Order, Params, Phase, RiderDay, Segment
 from .motion import STEP_S, Grid, longest_dwell, resample, stops
-from .passes import Pass, best, fitting, passes
+from .passes import Pass, best, fitting, passes, unseen_passes
 from .phases import Gap, Timeline, build_timeline
 
 
@@ -117,7 +117,7 @@ def assess(a: DayAnalysis, inc: Incident, params: Params, fmt_time: Any,
         says.append(("skew", {"s": round(a.skew.skew_s), "n": a.skew.events_used}))
     if inc.location is not None:
         lc = location_check(a, inc, within, params)
-        result["location_check"] = {k: (fmt_time(v) if k == "nearest_at" and v is not None else v) for k, v in lc.items()}
+        result["location_check"] = {k: (fmt_time(v) if k in _LC_TIMES and v is not None else v) for k, v in lc.items()}
         says.extend(_explain_location(lc, inc, fmt_time, within))
     result["explanation"] = render(says, "zh", fmt_time)
     result["explanation_en"] = render(says, "en", fmt_time)
@@ -161,13 +161,16 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
     that day, or only among the fixes ``within`` (from, to) when given.
 
     "When he was nearest" is the pass by the place that best explains the report (``passes``: a
-    pass within ``time_check_radius_m``; one reaching within ``time_check_min_s`` of the reported
-    time if there is one, else the one nearest the place once a report's likely error in time is
-    allowed for). Without any pass it is simply the nearest fix. Of a pass, the moment named is
-    the nearest approach in the phase he spent most of that pass in (``_moment_in``).
+    pass within ``time_check_radius_m``, or an outage with the place on his way; one reaching
+    within ``time_check_min_s`` of the reported time if there is one, else the one nearest the
+    place once a report's likely error in time is allowed for). Without any pass it is simply the
+    nearest fix. Of a pass, the moment named is the nearest approach in the phase he spent most of
+    that pass in (``_moment_in``); of an unseen pass, when riding steadily he was there (or the
+    reported time, when it fits), with no distance (no fix saw him there) and the outage as
+    ``gps_silent_from``/``gps_silent_to`` and ``detour_m``.
 
-    When no pass fits the reported time and one lies within ``time_check_radius_m``, the reported
-    time may be off: the phase then (rules 1 to 5) is added as ``phase_at_nearest`` and
+    When no pass fits the reported time and one lies within ``time_check_radius_m`` (or on his way
+    through an outage), the reported time may be off: the phase then (rules 1 to 5) is added as ``phase_at_nearest`` and
     ``continuous_delivery_at_nearest`` (DATA_CONTRACT §6)."""
     params = params if params is not None else Params()
     assert inc.location is not None
@@ -184,10 +187,16 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
         return out
     x, y = local_xy_m(la, lo, lat, lon)  # metres from the place: exact enough within a city
     ps = passes(t, x, y, params.time_check_radius_m, params.observation_gap_s)
+    ps += unseen_passes(t, x, y, params.observation_gap_s, params.plausible_speed_mps, params.time_check_detour_m)
     fit = fitting(ps, inc.at, params)
     chosen = None if fit is not None else best(ps, inc.at, params)
-    if fit is not None:
+    far: float | None
+    if fit is not None and fit.unseen:
+        when, far = (inc.at if fit.start <= inc.at <= fit.end else fit.t), None
+    elif fit is not None:
         when, far = _moment_near(fit, inc.at, t, x, y, params)
+    elif chosen is not None and chosen.unseen:
+        when, far = chosen.t, None
     elif chosen is not None:
         when = _moment_in(chosen, inc.at, a.timeline, t, x, y, params)
         far = float(np.hypot(np.interp(when, t, x), np.interp(when, t, y)))
@@ -195,8 +204,12 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
         i = int(np.argmin(x * x + y * y))
         when, far = float(t[i]), float(np.hypot(x[i], y[i]))
     out["nearest_at"] = when
-    out["nearest_distance_m"] = round(far, 1)
+    out["nearest_distance_m"] = None if far is None else round(far, 1)
     out["minutes_from_reported"] = round((when - inc.at) / 60.0, 1)
+    named = fit if fit is not None else chosen
+    if named is not None and named.gap is not None:  # an unseen pass
+        out["gps_silent_from"], out["gps_silent_to"] = named.gap
+        out["detour_m"] = round(named.d)
     if chosen is not None:
         then = a.timeline.at(when)
         out["phase_at_nearest"] = then.phase.value
@@ -206,6 +219,7 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
 
 
 _WITH_ORDER = (Phase.TO_PICKUP, Phase.AT_MERCHANT, Phase.DELIVERING)
+_LC_TIMES = {"nearest_at", "gps_silent_from", "gps_silent_to"}
 
 
 def _moment_near(p: Pass, at: float, t: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -389,15 +403,20 @@ def _explain_location(lc: dict[str, Any], inc: Incident, fmt_time: Any,
         out.append(("loc_at", {"d": lc["distance_m"]}))
     else:
         out.append(("loc_unobserved", {}))
+    unseen = "gps_silent_from" in lc
     if lc["nearest_at"] is not None and "phase_at_nearest" not in lc:  # else the time check says it
-        out.append(("loc_nearest" if within is None else "loc_nearest_within",
-                    {"d": lc["nearest_distance_m"], "t": lc["nearest_at"], "rel": lc["minutes_from_reported"]}))
+        key = "loc_unseen" if unseen else "loc_nearest" if within is None else "loc_nearest_within"
+        out.append((key, {"d": lc["nearest_distance_m"], "t": lc["nearest_at"], "rel": lc["minutes_from_reported"],
+                          "from": lc.get("gps_silent_from"), "to": lc.get("gps_silent_to"),
+                          "detour": lc.get("detour_m")}))
     if "phase_at_nearest" in lc:
         orders = lc.get("orders_at_nearest") or []
-        out.append(("time_check", {"n": f"{abs(lc['minutes_from_reported']):g}", "t": lc["nearest_at"],
-                                   "d": lc["nearest_distance_m"], "rel": lc["minutes_from_reported"],
-                                   "doing": lc["phase_at_nearest"], "order": orders[0] if orders else None,
-                                   "cd": lc["continuous_delivery_at_nearest"]}))
+        out.append(("time_check_unseen" if unseen else "time_check",
+                    {"n": f"{abs(lc['minutes_from_reported']):g}", "t": lc["nearest_at"],
+                     "d": lc["nearest_distance_m"], "rel": lc["minutes_from_reported"],
+                     "from": lc.get("gps_silent_from"), "to": lc.get("gps_silent_to"), "detour": lc.get("detour_m"),
+                     "doing": lc["phase_at_nearest"], "order": orders[0] if orders else None,
+                     "cd": lc["continuous_delivery_at_nearest"]}))
     return out
 
 
@@ -425,6 +444,8 @@ _ZH: dict[str, str] = {
     "loc_nearest": "当天骑手离报告地点最近的时刻是 {t}（约 {d} 米），{rel}。",
     "loc_nearest_within": "在证据时段内，骑手离报告地点最近的时刻是 {t}（约 {d} 米），{rel}。",
     "time_check": "报告的事发时间可能有误，相差约 {n} 分钟：骑手于 {t} 经过报告地点（约 {d} 米），{rel}；当时骑手{doing}，{cd}。结论仍按报告时间作出。",
+    "loc_unseen": "骑手的定位在 {from} 至 {to} 之间中断，报告地点正在这两个定位点之间的路上（经过该地点比两点间直线多走约 {detour} 米）：骑手可能于 {t} 经过报告地点，{rel}，报告的时间与轨迹相符。",
+    "time_check_unseen": "报告的事发时间可能有误，相差约 {n} 分钟：骑手的定位在 {from} 至 {to} 之间中断，报告地点正在这两个定位点之间的路上（经过该地点比两点间直线多走约 {detour} 米），按匀速行驶推算，骑手约于 {t} 经过报告地点，{rel}；当时骑手{doing}，{cd}。结论仍按报告时间作出。",
     "aftermath_connected": "事发时骑手处于两单之间的合理衔接阶段：上一单 {prev} 于 {ended} 结束，下一单 {next} 于 {accepted} 接单，间隔 {min} 分钟（不超过 {max} 分钟）；直到事发时一直在线，事发前没有在 {r} 米范围内停留 {dwell_min} 分钟以上（最长停留约 {certain} 分钟）。属于连续配送。",
     "aftermath_stay": "事发后骑手在事发地点停留{atleast} {stay} 分钟（{from} 起）：这是事故之后的停留，不计为休息。",
     "aftermath_stay_off": "事发后骑手在事发地点停留{atleast} {stay} 分钟（{from} 起），并于 {off} 下线：这是事故之后的停留和下线，不计为休息，也不影响“一直在线”。",
@@ -458,6 +479,8 @@ _EN: dict[str, str] = {
     "loc_nearest": "The rider came nearest to the reported place at {t} (about {d} m), {rel}.",
     "loc_nearest_within": "Within the evidence window, the rider came nearest to the reported place at {t} (about {d} m), {rel}.",
     "time_check": "The reported time may be off by about {n} minutes: the rider passed the reported place at {t} (about {d} m), {rel}; he was then {doing}, which {cd}. The finding above is still for the reported time.",
+    "loc_unseen": "The rider's GPS was silent from {from} to {to}, and the reported place lies on his way between those two fixes (going by it makes the ride between them about {detour} m longer than a straight line): he may have passed it at {t}, {rel}, so the reported time fits his track.",
+    "time_check_unseen": "The reported time may be off by about {n} minutes: the rider's GPS was silent from {from} to {to}, and the reported place lies on his way between those two fixes (going by it makes the ride between them about {detour} m longer than a straight line); riding steadily he would have passed it at about {t}, {rel}; he was then {doing}, which {cd}. The finding above is still for the reported time.",
     "aftermath_connected": "The rider was between consecutive orders: {prev} ended at {ended}, {next} was accepted at {accepted}, {min} minutes apart (at most {max}); until the incident he stayed online and never stayed within {r} m for {dwell_min} minutes or more (longest stay about {certain} min). This is continuous delivery.",
     "aftermath_stay": "He stayed {atleast}{stay} min at the place of the fall from {from}, after the incident: not counted as a break.",
     "aftermath_stay_off": "He stayed {atleast}{stay} min at the place of the fall from {from} and went offline at {off}, after the incident: neither counts as a break or breaks \"online throughout\".",

@@ -57,6 +57,11 @@ class Params:
     time_check_place_sigma_m: float = 15.0
     # ... and a report is off in time by about this much (exponential: minutes, seldom hours)
     time_check_offset_scale_s: float = 600.0
+    # engine: an outage may hide a pass when the place lies on his way between the two fixes:
+    # riding by it at most this much longer than riding straight (streets are not straight) ...
+    time_check_detour_m: float = 400.0
+    # ... but no fix saw him there: such a pass counts as if he had passed this far from the place
+    time_check_unseen_m: float = 30.0
     # cleaning
     max_accuracy_m: float = 60.0  # fixes worse than this are not used for positions
     max_speed_mps: float = 35.0  # faster than this between fixes is a teleport

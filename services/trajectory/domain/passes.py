@@ -10,14 +10,24 @@ nearest" is read as "the pass that best explains the report":
   within ``time_check_radius_m`` of the place; stretches less than ``VISIT_GAP_S`` apart are one
   pass (he stood at the door and the fixes wandered in and out). Its distance is the closest
   approach, which does not depend on how often the phone sampled.
-* If a pass reaches within ``time_check_min_s`` of the reported time, the reported time fits the
-  track: no time check.
+* An *unseen pass* is an outage (fixes A and B more than ``observation_gap_s`` apart) with the
+  place on his way: riding from A by the place to B is at most ``time_check_detour_m`` longer than
+  riding straight (streets are not straight), and he could have ridden it at
+  ``plausible_speed_mps``. He may have been at the place from ``start`` (A's time plus |AP| at that
+  speed) to ``end`` (B's time less |PB| at it); riding steadily he was there at ``t``, |AP| / (|AP|
+  + |PB|) of the way through the outage.
+* If a pass reaches within ``time_check_min_s`` of the reported time, or an unseen pass could have
+  had him at the place at the reported time itself (or riding steadily within ``time_check_min_s``
+  of it), the reported time fits: no time check.
 * Otherwise each pass is weighed as an explanation of the report: how likely the reported place is
   given where he passed (a place on a map is good to ``time_check_place_sigma_m`` or so: Gaussian)
   times how likely a report is to be that far off in time (``time_check_offset_scale_s``:
   exponential, so a pass minutes away beats one hours away, and a pass clearly nearer the place
   beats one that is only a few minutes nearer the reported time). In logarithms, the pass with the
-  smallest ``(d / sigma)^2 / 2 + |offset| / scale`` is the one meant.
+  smallest ``(d / sigma)^2 / 2 + |offset| / scale`` at its best moment is the one meant. An unseen
+  pass is weaker evidence than a fix by the place: it counts as if he had passed
+  ``time_check_unseen_m`` from the place, at its steady-riding time; so a real pass about as far
+  from the reported time still wins.
 
 Pure functions over arrays of positions in metres east and north of the place.
 """
@@ -36,7 +46,11 @@ VISIT_GAP_S = 120.0  # in-radius stretches closer in time than this are one pass
 @dataclass(frozen=True)
 class Pass:
     """One pass by the place: within the radius from ``start`` to ``end``; nearest at ``t``, ``d``
-    metres away. ``ts``/``ds``: its near moments (fixes, and closest approaches between fixes)."""
+    metres away. ``ts``/``ds``: its near moments (fixes, and closest approaches between fixes).
+
+    An unseen pass (``gap``): no fix from ``gap[0]`` to ``gap[1]``; he may have been at the place
+    from ``start`` to ``end``, riding steadily at ``t``; ``d`` is how much longer riding by the
+    place is than riding straight between the two fixes (the detour)."""
 
     start: float
     end: float
@@ -44,6 +58,12 @@ class Pass:
     d: float
     ts: F64
     ds: F64
+    gap: tuple[float, float] | None = None
+
+    @property
+    def unseen(self) -> bool:
+        """No fix saw him at the place: a pass hidden in an outage."""
+        return self.gap is not None
 
     def offset(self, at: float) -> float:
         """How far the pass lies from an instant, in seconds: 0 when it spans it."""
@@ -88,18 +108,44 @@ def passes(t: F64, x: F64, y: F64, radius: float, max_gap_s: float) -> list[Pass
     return out
 
 
+def unseen_passes(t: F64, x: F64, y: F64, min_gap_s: float, speed: float, detour_m: float) -> list[Pass]:
+    """The outages of the track (fixes more than ``min_gap_s`` apart) with (0, 0) on his way
+    between the two fixes: riding by it at most ``detour_m`` longer than straight, and possible at
+    ``speed`` (see the module's notes)."""
+    if t.size < 2:
+        return []
+    dt = np.diff(t)
+    r = np.hypot(x, y)
+    a, b = r[:-1], r[1:]  # |AP|, |PB|
+    detour = a + b - np.hypot(np.diff(x), np.diff(y))
+    out = []
+    for i in np.flatnonzero((dt > min_gap_s) & (a + b <= speed * dt) & (detour <= detour_m)):
+        t0, t1 = float(t[i]), float(t[i + 1])
+        steady = t0 + (t1 - t0) * float(a[i] / (a[i] + b[i])) if a[i] + b[i] > 0.0 else (t0 + t1) / 2.0
+        out.append(Pass(t0 + float(a[i]) / speed, t1 - float(b[i]) / speed, steady, float(detour[i]),
+                        np.array([steady]), np.array([detour[i]]), gap=(t0, t1)))
+    return out
+
+
 def fitting(ps: list[Pass], at: float, params: Params) -> Pass | None:
-    """The pass within ``time_check_min_s`` of the reported time (the nearest of several), if any:
-    then the reported time fits the track."""
-    fit = [p for p in ps if p.offset(at) <= params.time_check_min_s]
-    return min(fit, key=lambda p: p.d, default=None)
+    """The pass within ``time_check_min_s`` of the reported time (the nearest of several; a real
+    pass before an unseen one), if any: then the reported time fits the track."""
+
+    def fits(p: Pass) -> bool:
+        if p.unseen:
+            return p.start <= at <= p.end or abs(p.t - at) <= params.time_check_min_s
+        return p.offset(at) <= params.time_check_min_s
+
+    return min(filter(fits, ps), key=lambda p: (p.unseen, p.d), default=None)
 
 
 def misfit(p: Pass, at: float, params: Params) -> float:
     """How badly a pass explains a report at ``at``: minus the log-likelihood (up to a constant) of
-    the reported place given the pass, and of the report being off by the pass's offset."""
-    z = p.d / params.time_check_place_sigma_m
-    return 0.5 * z * z + abs(p.t - at) / params.time_check_offset_scale_s
+    the reported place given the pass, and of the report being off by the pass's offset, at the
+    pass's best moment (an unseen pass: as if ``time_check_unseen_m`` away at its steady time)."""
+    d = np.full(1, params.time_check_unseen_m) if p.unseen else p.ds
+    z = d / params.time_check_place_sigma_m
+    return float(np.min(0.5 * z * z + np.abs(p.ts - at) / params.time_check_offset_scale_s))
 
 
 def best(ps: list[Pass], at: float, params: Params) -> Pass | None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.trajectory.domain.assess import analyse, location_check
+from services.trajectory.domain.assess import analyse, assess, location_check
 from services.trajectory.domain.model import Incident
-from services.trajectory.domain.passes import Pass, best, fitting, passes
+from services.trajectory.domain.passes import Pass, best, fitting, passes, unseen_passes
 from shared.timeutil import iso_local
 
 from .builders import PARAMS, T0, day, online, order, pos, ride, stay
@@ -16,6 +16,7 @@ from .builders import PARAMS, T0, day, online, order, pos, ride, stay
 pytestmark = pytest.mark.unit
 
 R, GAP = PARAMS.time_check_radius_m, PARAMS.observation_gap_s
+V, DETOUR = PARAMS.plausible_speed_mps, PARAMS.time_check_detour_m
 
 
 def line(t0: float, t1: float, a: tuple[float, float], b: tuple[float, float], every: float):
@@ -61,6 +62,51 @@ def test_standing_at_the_door_while_the_fixes_wander_out_and_back_is_one_pass():
     x = np.where((t // 100) % 2 == 1, 60.0, 5.0)  # out of the radius for 100 s at a time
     ps = passes(t, x, np.zeros_like(t), R, GAP)
     assert len(ps) == 1 and ps[0].start == 0.0
+
+
+# ---------------------------------------------------------------- unseen passes: outages
+
+def test_an_outage_with_the_place_on_his_way_is_an_unseen_pass():
+    # fixes 200 m before the place and 600 m after it, 5 minutes apart: he rode by it, a quarter
+    # of the way through the outage if he rode steadily
+    t, x, y = np.array([0.0, 300.0]), np.array([-200.0, 600.0]), np.array([0.0, 10.0])
+    (u,) = unseen_passes(t, x, y, GAP, V, DETOUR)
+    assert u.unseen and u.gap == (0.0, 300.0)
+    assert u.t == pytest.approx(300.0 * 200.0 / (200.0 + np.hypot(600.0, 10.0)), abs=0.5)
+    # he may have been there from 200 m at 8 m/s after the first fix to 600 m before the last
+    assert u.start == pytest.approx(25.0, abs=0.5) and u.end == pytest.approx(300.0 - 600.0 / V, abs=0.5)
+    assert u.d < 1.0  # going by it is hardly longer than riding straight
+
+
+def test_no_unseen_pass_off_his_way_or_out_of_reach_or_across_a_short_gap():
+    off_the_way = np.array([0.0, 600.0]), np.array([-300.0, 300.0]), np.array([500.0, 500.0])  # 500 m off
+    assert unseen_passes(*off_the_way, GAP, V, DETOUR) == []
+    too_far = np.array([0.0, 160.0]), np.array([-1000.0, 1000.0]), np.array([0.0, 0.0])  # 2 km in 160 s
+    assert unseen_passes(*too_far, GAP, V, DETOUR) == []
+    short = np.array([0.0, 100.0]), np.array([-200.0, 200.0]), np.array([0.0, 0.0])  # a seen pass, not an outage
+    assert unseen_passes(*short, GAP, V, DETOUR) == []
+
+
+def unseen(start: float, end: float, t: float, detour: float = 0.0) -> Pass:
+    return Pass(start, end, t, detour, np.array([t]), np.array([detour]), gap=(start - 10.0, end + 10.0))
+
+
+def test_an_unseen_pass_does_not_beat_a_real_close_pass_as_far_off_in_time():
+    real = at(-520.0, -500.0, -510.0, 8.0)
+    hidden = unseen(-700.0, -300.0, -480.0)  # on his way, a little nearer the reported time
+    assert best([real, hidden], 0.0, PARAMS) is real
+    assert best([hidden], 0.0, PARAMS) is hidden
+    # but a real pass hours away, or far from the place, loses to it
+    assert best([at(-7220.0, -7200.0, -7210.0, 5.0), hidden], 0.0, PARAMS) is hidden
+
+
+def test_an_unseen_pass_fits_when_he_could_have_been_there_at_the_reported_time():
+    hidden = unseen(-300.0, 240.0, -250.0)  # riding steadily 4 min before, but it may have been then
+    assert fitting([hidden], 0.0, PARAMS) is hidden
+    assert fitting([unseen(-700.0, -300.0, -480.0)], 0.0, PARAMS) is None
+    assert fitting([unseen(-700.0, -300.0, -170.0)], 0.0, PARAMS) is not None  # steady time within 3 min
+    seen = at(150.0, 170.0, 160.0, 20.0)
+    assert fitting([hidden, seen], 0.0, PARAMS) is seen  # a fix by the place first
 
 
 def test_passes_leave_their_input_alone():
@@ -124,3 +170,31 @@ def test_no_time_check_when_he_was_within_the_radius_at_the_reported_time():
     lc = location_check(analyse(d, PARAMS), _inc(t_back, p), None, PARAMS)
     assert "phase_at_nearest" not in lc
     assert abs(lc["minutes_from_reported"]) <= 3 and 30 <= lc["nearest_distance_m"] <= 40
+
+
+def test_a_pass_hidden_in_an_outage_is_named_from_the_order_events():
+    # delivering A from M to C: the GPS is silent from 10:10 to 10:17 while he rides past P; he
+    # reports P at 10:24 (he rode past it at about 10:13)
+    p = (1000.0, 0.0)
+    pts = ride(0, 300, (-1000.0, 0.0), M) + stay(300, 420, M) + ride(420, 600, M, (400.0, 0.0))
+    pts += ride(1020, 1320, (2000.0, 0.0), (3200.0, 0.0)) + stay(1320, 1900, (3200.0, 0.0))
+    d = day([order("A", 0, picked=400, ended=1700, merchant=M, customer=(3200.0, 0.0), arrived=300)], online(0), pts)
+    a = analyse(d, PARAMS)
+    lc = location_check(a, _inc(1440.0, p), None, PARAMS)
+    assert lc["phase_at_nearest"] == "delivering" and lc["orders_at_nearest"] == ["A"]
+    assert lc["nearest_distance_m"] is None and lc["gps_silent_from"] < T0 + 780 < lc["gps_silent_to"]
+    assert lc["minutes_from_reported"] == pytest.approx(-11.0, abs=1.0)
+    res = assess(a, _inc(1440.0, p), PARAMS, lambda t: iso_local(t, "Asia/Shanghai"))
+    en, zh = " ".join(res["explanation_en"]), " ".join(res["explanation"])
+    assert "GPS was silent from 10:09:55 to 10:17:00" in en and "on his way between those two fixes" in en and "delivering" in en
+    assert "定位在 10:09:55 至 10:17:00 之间中断" in zh and "正在配送" in zh
+
+
+def test_a_report_inside_an_outage_with_the_place_on_his_way_fits_the_track():
+    p = (1000.0, 0.0)
+    pts = ride(0, 600, (-1000.0, 0.0), (400.0, 0.0)) + ride(1020, 1320, (2000.0, 0.0), (3200.0, 0.0))
+    a = analyse(day([], online(0), pts), PARAMS)
+    lc = location_check(a, _inc(700.0, p), None, PARAMS)
+    assert "phase_at_nearest" not in lc and lc["nearest_at"] == T0 + 700.0 and lc["minutes_from_reported"] == 0
+    res = assess(a, _inc(700.0, p), PARAMS, lambda t: iso_local(t, "Asia/Shanghai"))
+    assert "so the reported time fits his track" in " ".join(res["explanation_en"])

@@ -147,6 +147,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "aftermath_offline": ("，并于 {at} 下线", ", and went offline at {at}"),
     "time_check_line": ("报告的事发时间可能有误：骑手于 {at} 经过报告地点（约 {d} 米，{rel}），当时{phase}，{cd}。时间线上以蓝色虚线标出。",
                         "The reported time may be off: the rider passed the reported place at {at} (about {d} m, {rel}); he was then {phase}, which {cd}. Marked on the timeline with a dashed blue line."),
+    "time_check_line_unseen": ("报告的事发时间可能有误：骑手的定位在 {from_} 至 {to} 之间中断，报告地点正在这两个定位点之间的路上，按匀速行驶推算骑手约于 {at} 经过该地点（{rel}），当时{phase}，{cd}。时间线上以蓝色虚线标出。",
+                               "The reported time may be off: the rider's GPS was silent from {from_} to {to} and the reported place lies on his way between those fixes; riding steadily he passed it at about {at} ({rel}); he was then {phase}, which {cd}. Marked on the timeline with a dashed blue line."),
     "then_continuous": ("属于连续配送", "counts as continuous delivery"),
     "then_not_continuous": ("不属于连续配送", "does not count as continuous delivery"),
     "then_undetermined": ("是否属于连续配送待定", "may or may not count as continuous delivery: undetermined"),

@@ -110,11 +110,12 @@ def packet_view(packet: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
         minutes = float(lc.get("minutes_from_reported") or 0.0)
         rel = _("rel_before" if minutes < 0 else "rel_after", n=f"{abs(minutes):g}")
         cd = lc.get("continuous_delivery_at_nearest")
-        time_check = {"at": _hms(lc["nearest_at"], tz), "phase": lc["phase_at_nearest"],
-                      "text": _("time_check_line", at=_hms(lc["nearest_at"], tz), d=lc.get("nearest_distance_m"), rel=rel,
-                                phase=i18n.phase_label(lc["phase_at_nearest"], lang),
-                                cd=_("then_continuous") if cd is True else _("then_not_continuous") if cd is False
-                                else _("then_undetermined"))}
+        then = {"at": _hms(lc["nearest_at"], tz), "rel": rel, "phase": i18n.phase_label(lc["phase_at_nearest"], lang),
+                "cd": _("then_continuous") if cd is True else _("then_not_continuous") if cd is False
+                else _("then_undetermined")}
+        text = (_("time_check_line_unseen", from_=_hms(lc["gps_silent_from"], tz), to=_hms(lc.get("gps_silent_to"), tz), **then)
+                if lc.get("gps_silent_from") else _("time_check_line", d=lc.get("nearest_distance_m"), **then))
+        time_check = {"at": _hms(lc["nearest_at"], tz), "phase": lc["phase_at_nearest"], "text": text}
     return {
         "undetermined": open_,
         "settle": [str(x) for x in settle] if open_ else [],

@@ -4,6 +4,7 @@ the moment the rider passed the reported place. Drawn from the packet's own sect
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -121,3 +122,14 @@ def test_the_desk_says_undetermined_and_names_the_aftermath(fall_body, late_body
     assert late["time_check"] and "minutes before the reported time" in late["time_check"]["text"]
     assert "-" not in late["time_check"]["text"].split("(")[1].split(")")[0].split(",")[1]
     assert packet_view(late_body, "zh", "Asia/Shanghai")["time_check"]["text"].count("比报告时间早") == 1
+
+
+def test_the_desk_says_when_the_pass_was_hidden_in_a_gps_outage(late_body):
+    body = copy.deepcopy(late_body)
+    lc = body["assessment"]["location_check"]
+    lc.update(nearest_distance_m=None, gps_silent_from="2025-05-14T14:05:00+08:00",
+              gps_silent_to="2025-05-14T14:13:30+08:00", detour_m=40)
+    en = packet_view(body, "en", "Asia/Shanghai")["time_check"]["text"]
+    assert "GPS was silent from 14:05:00 to 14:13:30" in en and "None" not in en
+    zh = packet_view(body, "zh", "Asia/Shanghai")["time_check"]["text"]
+    assert "定位在 14:05:00 至 14:13:30 之间中断" in zh and "None" not in zh
