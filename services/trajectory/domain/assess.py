@@ -14,7 +14,7 @@ from .clean import CleanReport, clean
 from .clock import SkewEstimate, estimate_skew
 from .model import Incident, Order, Params, Phase, RiderDay, Segment
 from .motion import STEP_S, Grid, longest_dwell, resample, stops
-from .passes import Pass, best, fitting, passes, unseen_passes
+from .passes import Pass, best, fitting, line_distance, passes, unseen_passes
 from .phases import Gap, Timeline, build_timeline
 
 
@@ -166,7 +166,8 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
     place once a report's likely error in time is allowed for). Without any pass it is simply the
     nearest fix. Of a pass, the moment named is the nearest approach in the phase he spent most of
     that pass in (``_moment_in``); of an unseen pass, when riding steadily he was there (or the
-    reported time, when it fits), with no distance (no fix saw him there) and the outage as
+    reported time, when it fits), with the distance of the straight line between the two fixes
+    from the place (no fix saw him there) and the outage as
     ``gps_silent_from``/``gps_silent_to`` and ``detour_m``.
 
     When no pass fits the reported time and one lies within ``time_check_radius_m`` (or on his way
@@ -190,13 +191,12 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
     ps += unseen_passes(t, x, y, params.observation_gap_s, params.plausible_speed_mps, params.time_check_detour_m)
     fit = fitting(ps, inc.at, params)
     chosen = None if fit is not None else best(ps, inc.at, params)
-    far: float | None
     if fit is not None and fit.unseen:
-        when, far = (inc.at if fit.start <= inc.at <= fit.end else fit.t), None
+        when, far = (inc.at if fit.start <= inc.at <= fit.end else fit.t), line_distance(fit, t, x, y)
     elif fit is not None:
         when, far = _moment_near(fit, inc.at, t, x, y, params)
     elif chosen is not None and chosen.unseen:
-        when, far = chosen.t, None
+        when, far = chosen.t, line_distance(chosen, t, x, y)
     elif chosen is not None:
         when = _moment_in(chosen, inc.at, a.timeline, t, x, y, params)
         far = float(np.hypot(np.interp(when, t, x), np.interp(when, t, y)))
@@ -204,7 +204,7 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
         i = int(np.argmin(x * x + y * y))
         when, far = float(t[i]), float(np.hypot(x[i], y[i]))
     out["nearest_at"] = when
-    out["nearest_distance_m"] = None if far is None else round(far, 1)
+    out["nearest_distance_m"] = round(far, 1)
     out["minutes_from_reported"] = round((when - inc.at) / 60.0, 1)
     named = fit if fit is not None else chosen
     if named is not None and named.gap is not None:  # an unseen pass

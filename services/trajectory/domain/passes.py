@@ -127,6 +127,17 @@ def unseen_passes(t: F64, x: F64, y: F64, min_gap_s: float, speed: float, detour
     return out
 
 
+def line_distance(p: Pass, t: F64, x: F64, y: F64) -> float:
+    """Of an unseen pass: how near to (0, 0) the straight line between its two fixes comes (what
+    the track, drawn straight across the outage as it is between close fixes, says)."""
+    assert p.gap is not None
+    i = min(int(np.searchsorted(t, p.gap[0], side="left")), t.size - 2)
+    dx, dy = float(x[i + 1] - x[i]), float(y[i + 1] - y[i])
+    seg2 = dx * dx + dy * dy
+    u = min(1.0, max(0.0, -(float(x[i]) * dx + float(y[i]) * dy) / seg2)) if seg2 > 0.0 else 0.0
+    return float(np.hypot(float(x[i]) + u * dx, float(y[i]) + u * dy))
+
+
 def fitting(ps: list[Pass], at: float, params: Params) -> Pass | None:
     """The pass within ``time_check_min_s`` of the reported time (the nearest of several; a real
     pass before an unseen one), if any: then the reported time fits the track."""
