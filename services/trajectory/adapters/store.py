@@ -260,12 +260,7 @@ class Stored:
 class RecordedFlag:
     """A gap's flag as the trajectory service recorded it when it judged the gap."""
 
-    start: float
-    end: float
-    phase: Phase
-    why: str
-    previous_order: str | None
-    next_order: str | None
+    flag: Flag
     flagged_at: float  # wall clock
     pings_seen: int
     events_seen: int
@@ -751,8 +746,8 @@ class FeedStore:
                 "SELECT start, flag_end, phase, why, previous_order, next_order, flagged_at, pings_seen, events_seen "
                 "FROM trajectory_gap WHERE rider_id = :r AND phase IS NOT NULL AND start <= :t1 AND flag_end >= :t0 "
                 "ORDER BY start"), {"r": rider_id, "t0": t0, "t1": t1}).all()
-        return [RecordedFlag(float(r[0]), float(r[1]), Phase(r[2]), r[3] or "", r[4], r[5], float(r[6]),
-                             int(r[7] or 0), int(r[8] or 0)) for r in rows]
+        return [RecordedFlag(Flag(rider_id, float(r[0]), float(r[1]), Phase(r[2]), r[3] or "", r[4], r[5]),
+                             float(r[6]), int(r[7] or 0), int(r[8] or 0)) for r in rows]
 
     def unflagged(self, rider_id: str) -> set[float]:
         """Starts of the rider's recorded gaps not flagged yet."""

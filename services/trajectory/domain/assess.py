@@ -14,7 +14,7 @@ from .clean import CleanReport, clean
 from .clock import SkewEstimate, estimate_skew
 from .model import Incident, Order, Params, Phase, RiderDay, Segment
 from .motion import STEP_S, Grid, longest_dwell, resample, stops
-from .passes import Pass, best, fitting, line_distance, passes, unseen_passes
+from .passes import Pass, best, fitting, line_distance, passes, rival, unseen_passes
 from .phases import Gap, Timeline, build_timeline
 
 
@@ -215,11 +215,21 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
         out["phase_at_nearest"] = then.phase.value
         out["continuous_delivery_at_nearest"] = then.phase.continuous_delivery
         out["orders_at_nearest"] = list(then.orders) if then.phase in _WITH_ORDER else []
+        other = rival(ps, chosen, inc.at, params)
+        if other is not None:  # named only when it would say something else
+            when2 = other.t if other.unseen else _moment_in(other, inc.at, a.timeline, t, x, y, params)
+            then2 = a.timeline.at(when2)
+            if then2.phase is not then.phase:
+                out["other_pass_at"] = when2
+                out["minutes_from_reported_other"] = round((when2 - inc.at) / 60.0, 1)
+                out["phase_at_other_pass"] = then2.phase.value
+                out["continuous_delivery_at_other_pass"] = then2.phase.continuous_delivery
+                out["orders_at_other_pass"] = list(then2.orders) if then2.phase in _WITH_ORDER else []
     return out
 
 
 _WITH_ORDER = (Phase.TO_PICKUP, Phase.AT_MERCHANT, Phase.DELIVERING)
-_LC_TIMES = {"nearest_at", "gps_silent_from", "gps_silent_to"}
+_LC_TIMES = {"nearest_at", "gps_silent_from", "gps_silent_to", "other_pass_at"}
 
 
 def _moment_near(p: Pass, at: float, t: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -417,6 +427,11 @@ def _explain_location(lc: dict[str, Any], inc: Incident, fmt_time: Any,
                      "from": lc.get("gps_silent_from"), "to": lc.get("gps_silent_to"), "detour": lc.get("detour_m"),
                      "doing": lc["phase_at_nearest"], "order": orders[0] if orders else None,
                      "cd": lc["continuous_delivery_at_nearest"]}))
+    if "other_pass_at" in lc:
+        orders = lc.get("orders_at_other_pass") or []
+        out.append(("time_check_other", {"t": lc["other_pass_at"], "rel": lc["minutes_from_reported_other"],
+                                         "doing": lc["phase_at_other_pass"], "order": orders[0] if orders else None,
+                                         "cd": lc["continuous_delivery_at_other_pass"]}))
     return out
 
 
@@ -444,6 +459,7 @@ _ZH: dict[str, str] = {
     "loc_nearest": "当天骑手离报告地点最近的时刻是 {t}（约 {d} 米），{rel}。",
     "loc_nearest_within": "在证据时段内，骑手离报告地点最近的时刻是 {t}（约 {d} 米），{rel}。",
     "time_check": "报告的事发时间可能有误，相差约 {n} 分钟：骑手于 {t} 经过报告地点（约 {d} 米），{rel}；当时骑手{doing}，{cd}。结论仍按报告时间作出。",
+    "time_check_other": "骑手于 {t} 也经过报告地点，{rel}；当时骑手{doing}，{cd}。两次经过与报告的吻合程度相近，仅凭轨迹无法确定指的是哪一次。",
     "loc_unseen": "骑手的定位在 {from} 至 {to} 之间中断，报告地点正在这两个定位点之间的路上（经过该地点比两点间直线多走约 {detour} 米）：骑手可能于 {t} 经过报告地点，{rel}，报告的时间与轨迹相符。",
     "time_check_unseen": "报告的事发时间可能有误，相差约 {n} 分钟：骑手的定位在 {from} 至 {to} 之间中断，报告地点正在这两个定位点之间的路上（经过该地点比两点间直线多走约 {detour} 米），按匀速行驶推算，骑手约于 {t} 经过报告地点，{rel}；当时骑手{doing}，{cd}。结论仍按报告时间作出。",
     "aftermath_connected": "事发时骑手处于两单之间的合理衔接阶段：上一单 {prev} 于 {ended} 结束，下一单 {next} 于 {accepted} 接单，间隔 {min} 分钟（不超过 {max} 分钟）；直到事发时一直在线，事发前没有在 {r} 米范围内停留 {dwell_min} 分钟以上（最长停留约 {certain} 分钟）。属于连续配送。",
@@ -479,6 +495,7 @@ _EN: dict[str, str] = {
     "loc_nearest": "The rider came nearest to the reported place at {t} (about {d} m), {rel}.",
     "loc_nearest_within": "Within the evidence window, the rider came nearest to the reported place at {t} (about {d} m), {rel}.",
     "time_check": "The reported time may be off by about {n} minutes: the rider passed the reported place at {t} (about {d} m), {rel}; he was then {doing}, which {cd}. The finding above is still for the reported time.",
+    "time_check_other": "He also passed the reported place at {t}, {rel}; he was then {doing}, which {cd}. Both passes fit the report about equally well: the track alone cannot tell which one is meant.",
     "loc_unseen": "The rider's GPS was silent from {from} to {to}, and the reported place lies on his way between those two fixes (going by it makes the ride between them about {detour} m longer than a straight line): he may have passed it at {t}, {rel}, so the reported time fits his track.",
     "time_check_unseen": "The reported time may be off by about {n} minutes: the rider's GPS was silent from {from} to {to}, and the reported place lies on his way between those two fixes (going by it makes the ride between them about {detour} m longer than a straight line); riding steadily he would have passed it at about {t}, {rel}; he was then {doing}, which {cd}. The finding above is still for the reported time.",
     "aftermath_connected": "The rider was between consecutive orders: {prev} ended at {ended}, {next} was accepted at {accepted}, {min} minutes apart (at most {max}); until the incident he stayed online and never stayed within {r} m for {dwell_min} minutes or more (longest stay about {certain} min). This is continuous delivery.",

@@ -62,6 +62,8 @@ class Params:
     time_check_detour_m: float = 400.0
     # ... but no fix saw him there: such a pass counts as if he had passed this far from the place
     time_check_unseen_m: float = 30.0
+    # ... and another pass that explains the report less than this many times worse is named too
+    time_check_rival_ratio: float = 3.0
     # cleaning
     max_accuracy_m: float = 60.0  # fixes worse than this are not used for positions
     max_speed_mps: float = 35.0  # faster than this between fixes is a teleport

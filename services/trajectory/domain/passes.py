@@ -28,6 +28,9 @@ nearest" is read as "the pass that best explains the report":
   pass is weaker evidence than a fix by the place: it counts as if he had passed
   ``time_check_unseen_m`` from the place, at its steady-riding time; so a real pass about as far
   from the reported time still wins.
+* Two passes may explain a report about equally well (as near the place, 5 and 9 minutes from the
+  reported time): nothing observable tells them apart. The next best pass, if less than
+  ``time_check_rival_ratio`` times less likely, is named too when he was doing something else then.
 
 Pure functions over arrays of positions in metres east and north of the place.
 """
@@ -162,3 +165,15 @@ def misfit(p: Pass, at: float, params: Params) -> float:
 def best(ps: list[Pass], at: float, params: Params) -> Pass | None:
     """The pass that best explains a report at ``at`` (see the module's notes)."""
     return min(ps, key=lambda p: misfit(p, at, params), default=None)
+
+
+def rival(ps: list[Pass], chosen: Pass, at: float, params: Params) -> Pass | None:
+    """The next best pass, if it explains the report almost as well as ``chosen``: less than
+    ``time_check_rival_ratio`` times less likely (two passes as near the place, 5 and 9 minutes
+    from the reported time, are; nothing observable tells them apart)."""
+    rest = [p for p in ps if p is not chosen]
+    if not rest:
+        return None
+    other = min(rest, key=lambda p: misfit(p, at, params))
+    close = misfit(other, at, params) - misfit(chosen, at, params) <= float(np.log(params.time_check_rival_ratio))
+    return other if close else None

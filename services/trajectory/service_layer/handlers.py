@@ -354,10 +354,10 @@ PHASE_ZH = {"connecting": "两单之间的合理衔接", "idle": "空闲", "insu
 def flags_in(store: FeedStore, rider_id: str, w0: float, w1: float, tz: str = DEFAULT_TZ) -> list[dict[str, Any]]:
     """The rider's gaps inside [w0, w1] as they were flagged when they closed, clipped to it."""
     return [{"from": iso_local(max(f.start, w0), tz), "to": iso_local(min(f.end, w1), tz), "phase": f.phase.value,
-             "continuous_delivery": f.phase.continuous_delivery, "why": f.why,
-             "flagged_at": iso_local(f.flagged_at, tz), "previous_order": f.previous_order,
-             "next_order": f.next_order, "start": f.start, "end": f.end, "flagged_epoch": f.flagged_at}
-            for f in store.flags(rider_id, w0, w1)]
+             "continuous_delivery": f.continuous_delivery, "why": f.why,
+             "flagged_at": iso_local(r.flagged_at, tz), "previous_order": f.previous_order,
+             "next_order": f.next_order, "start": f.start, "end": f.end, "flagged_epoch": r.flagged_at}
+            for r in store.flags(rider_id, w0, w1) for f in (r.flag,)]
 
 
 def cite(result: dict[str, Any], flags: list[dict[str, Any]], t: float, claimed_at: float | None) -> None:

@@ -198,3 +198,34 @@ def test_a_report_inside_an_outage_with_the_place_on_his_way_fits_the_track():
     assert "phase_at_nearest" not in lc and lc["nearest_at"] == T0 + 700.0 and lc["minutes_from_reported"] == 0
     res = assess(a, _inc(700.0, p), PARAMS, lambda t: iso_local(t, "Asia/Shanghai"))
     assert "so the reported time fits his track" in " ".join(res["explanation_en"])
+
+
+def _there_and_back(back_off_m: float = 0.0) -> object:
+    # delivering A from M to C, he rides past P (10:05:20); delivers at 10:10; riding back to M for
+    # order B (accepted 10:17:30), he passes P again (10:15, ``back_off_m`` north of it) between
+    # the two orders
+    p = (1000.0, 0.0)
+    pts = (stay(0, 120, M) + ride(120, 520, M, C) + stay(520, 700, C)
+           + ride(700, 1100, (C[0], back_off_m), (M[0], back_off_m)) + stay(1100, 1500, M, seed=1))
+    orders = [order("A", 0, picked=120, ended=600, merchant=M, customer=C, arrived=0),
+              order("B", 1050, picked=1200, merchant=M, customer=C, arrived=1100)]
+    return analyse(day(orders, online(0), pts), PARAMS), p
+
+
+def test_two_passes_about_as_likely_are_both_named_when_they_would_say_different_things():
+    a, p = _there_and_back()
+    res = assess(a, _inc(610.0, p), PARAMS, lambda t: iso_local(t, "Asia/Shanghai"))
+    lc = res["location_check"]
+    assert {lc["phase_at_nearest"], lc["phase_at_other_pass"]} == {"delivering", "connecting"}
+    assert lc["continuous_delivery_at_nearest"] is True and lc["continuous_delivery_at_other_pass"] is True
+    assert sorted([lc["minutes_from_reported"], lc["minutes_from_reported_other"]]) == pytest.approx([-5.0, 4.8], abs=0.5)
+    en, zh = " ".join(res["explanation_en"]), " ".join(res["explanation"])
+    assert "He also passed the reported place at" in en and "the track alone cannot tell which one is meant" in en
+    assert "也经过报告地点" in zh and "无法确定指的是哪一次" in zh
+
+
+def test_a_pass_far_less_likely_than_the_one_named_is_not_named():
+    # the same reported time, but on the way back he passed 40 m from the place: not as likely
+    a, p = _there_and_back(back_off_m=40.0)
+    lc = location_check(a, _inc(610.0, p), None, PARAMS)
+    assert lc["phase_at_nearest"] == "delivering" and "other_pass_at" not in lc
