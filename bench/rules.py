@@ -10,7 +10,8 @@ figure) on every day and prints:
 * other incidents: accuracy on clean and boundary instants, and of continuous_delivery;
 * reported times off: the share whose ``location_check.phase_at_nearest`` is the phase when the
   rider was at the place, the share whose ``phase`` is still the phase at the reported time, and
-  how often a time check fires on an incident whose place was given for the reported time.
+  how often a time check fires on an incident whose place was given for the reported time; and
+  how often a second pass is named (``phase_at_other_pass``), and whether the truth is one of the two.
 """
 
 from __future__ import annotations
@@ -75,10 +76,17 @@ def score(root: Path, engine: Path) -> dict[str, tuple[int, int]]:
                     count("time off, away then: phase_at_nearest right", there == t["phase_at_place"])
                     count("time off, away then: phase_at_nearest one of the visit's",
                           there in t["phases_during_visit"])
+                    if "phase_at_other_pass" in lc:  # two passes about as likely, saying different things
+                        count("time off, away then, two passes named: the truth is one of them",
+                              t["phase_at_place"] in (there, lc["phase_at_other_pass"]))
+                    count("time off, away then: phase_at_nearest right, or the other pass named",
+                          t["phase_at_place"] in (there, lc.get("phase_at_other_pass")))
                 else:
                     count("time off, there then too: no time check fired", there is None)
             elif t["incident_id"] in located:
                 count("time right: no time check fired", "phase_at_nearest" not in lc)
+            if "phase_at_nearest" in lc:
+                count("time check fired: a second pass named too", "phase_at_other_pass" in lc)
     return {k: (v[0], v[1]) for k, v in sorted(tally.items())}
 
 
