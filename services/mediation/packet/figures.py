@@ -646,6 +646,8 @@ class Marks:
     offline_at: float | None = None
     passed_at: float | None = None
     passed_phase: str | None = None
+    other_at: float | None = None  # a second pass about as likely, when he was doing something else then
+    other_phase: str | None = None
 
 
 NO_MARKS = Marks()
@@ -658,7 +660,8 @@ def timeline_scene(timeline: Sequence[Span], orders: Sequence[OrderEvents], inci
     w0, w1 = window
     x0, x1 = _TL_L, TL_W - _TL_R
     passed = marks.passed_at if marks.passed_at is not None and w0 <= marks.passed_at <= w1 else None
-    band_y, band_h = (62.0 if passed is not None else 46.0), 36.0
+    other = marks.other_at if passed is not None and marks.other_at is not None and w0 <= marks.other_at <= w1 else None
+    band_y, band_h = 46.0 + (16.0 if passed is not None else 0.0) + (16.0 if other is not None else 0.0), 36.0
     am = marks.aftermath
     if am is not None and (am[1] <= w0 or am[0] >= w1):
         am = None
@@ -753,16 +756,19 @@ def timeline_scene(timeline: Sequence[Span], orders: Sequence[OrderEvents], inci
         scene.add(Rect(lx - w / 2 - 3, band_y - 17, w + 6, 14, fill="#FFFFFF", opacity=0.9),
                   Text(lx, band_y - 6, label, 11, INCIDENT_RED, "middle", True))
 
-    # the moment he passed the reported place, when the reported time may be off
-    if passed is not None:
-        x = X(passed)
-        scene.add(Line(x, band_y - 20, x, axis_y, PASSED_BLUE, 1.8, (5.0, 3.0)))
-        what = PHASES.get(marks.passed_phase or "", UNKNOWN_PHASE)
-        label = f"经过报告地点 passed the place {hhmm(passed, tz)} · {what[1]} {what[2]}"
+    # the moment he passed the reported place, when the reported time may be off (and a second
+    # pass about as likely, a row higher)
+    for k, (at, ph) in enumerate(((passed, marks.passed_phase), (other, marks.other_phase))):
+        if at is None:
+            continue
+        x, top = X(at), band_y - 20 - 16 * k
+        scene.add(Line(x, top, x, axis_y, PASSED_BLUE, 1.8, (5.0, 3.0)))
+        what = PHASES.get(ph or "", UNKNOWN_PHASE)
+        label = f"{'也' if k else ''}经过报告地点 {'also ' if k else ''}passed the place {hhmm(at, tz)} · {what[1]} {what[2]}"
         w = text_width(label, 10.5)
         lx = min(max(x, x0 + w / 2), x1 - w / 2)
-        scene.add(Rect(lx - w / 2 - 3, band_y - 33, w + 6, 14, fill="#FFFFFF", opacity=0.9),
-                  Text(lx, band_y - 22, label, 10.5, PASSED_BLUE, "middle", True))
+        scene.add(Rect(lx - w / 2 - 3, top - 13, w + 6, 14, fill="#FFFFFF", opacity=0.9),
+                  Text(lx, top - 2, label, 10.5, PASSED_BLUE, "middle", True))
 
     _timeline_legend(scene, x0=16, right=TL_W - 16, y=legend_y, extra=extra)
     return scene
@@ -891,10 +897,12 @@ def marks_from_assessment(a: Any) -> Marks:
         s, e = _instant_or_none(am.get("start_at")), _instant_or_none(am.get("end_at"))
         span = (s, e) if s is not None and e is not None and e > s else None
         offline = _instant_or_none(am.get("offline_at"))
-    passed = phase = None
+    passed = phase = other = other_phase = None
     if isinstance(lc, dict) and lc.get("phase_at_nearest"):
         passed, phase = _instant_or_none(lc.get("nearest_at")), str(lc["phase_at_nearest"])
-    return Marks(span, offline, passed, phase)
+        if lc.get("phase_at_other_pass"):
+            other, other_phase = _instant_or_none(lc.get("other_pass_at")), str(lc["phase_at_other_pass"])
+    return Marks(span, offline, passed, phase, other, other_phase)
 
 
 def _instant_or_none(v: Any) -> float | None:

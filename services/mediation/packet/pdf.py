@@ -439,6 +439,9 @@ _LC = {
     "minutes_from_reported": ("与报告时间相比", "against the reported time"),
     "phase_at_nearest": ("经过该地点时所处阶段", "phase when he passed it"),
     "continuous_delivery_at_nearest": ("经过时是否连续配送", "continuous delivery then"),
+    "other_pass_at": ("也曾经过该地点（同样可能）", "also passed it (as likely)"),
+    "phase_at_other_pass": ("那次经过时所处阶段", "phase then"),
+    "continuous_delivery_at_other_pass": ("那次是否连续配送", "continuous delivery then"),
 }
 _AM = {  # DATA_CONTRACT §5 rule 6
     "start_at": ("事发后停留开始", "aftermath: stay from"),
@@ -517,8 +520,8 @@ def _story(packet: dict[str, Any], sha: str) -> list[Any]:
     for k, (zh, en) in _LC.items():
         if k in lc:
             v = lc[k]
-            shown = (_hm(v) if k == "nearest_at" else _phase(v) if k == "phase_at_nearest"
-                     else _yes_no_undetermined(v) if k == "continuous_delivery_at_nearest"
+            shown = (_hm(v) if k in ("nearest_at", "other_pass_at") else _phase(v) if k.startswith("phase_at_")
+                     else _yes_no_undetermined(v) if k.startswith("continuous_delivery_at_")
                      else _relative(v) if k == "minutes_from_reported" else v)
             rows.append((label(zh, en), val(shown)))
     am = _dict(a.get("aftermath"))

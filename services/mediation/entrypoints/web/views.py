@@ -115,7 +115,17 @@ def packet_view(packet: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
                 else _("then_undetermined")}
         text = (_("time_check_line_unseen", from_=_hms(lc["gps_silent_from"], tz), to=_hms(lc.get("gps_silent_to"), tz), **then)
                 if lc.get("gps_silent_from") else _("time_check_line", d=lc.get("nearest_distance_m"), **then))
-        time_check = {"at": _hms(lc["nearest_at"], tz), "phase": lc["phase_at_nearest"], "text": text}
+        time_check = {"at": _hms(lc["nearest_at"], tz), "phase": lc["phase_at_nearest"], "text": text, "other": None}
+        if lc.get("phase_at_other_pass") and lc.get("other_pass_at"):  # a second pass about as likely
+            m2 = float(lc.get("minutes_from_reported_other") or 0.0)
+            cd2 = lc.get("continuous_delivery_at_other_pass")
+            other = {"at": _hms(lc["other_pass_at"], tz), "phase": lc["phase_at_other_pass"],
+                     "rel": _("rel_before" if m2 < 0 else "rel_after", n=f"{abs(m2):g}"),
+                     "phase_label": i18n.phase_label(lc["phase_at_other_pass"], lang),
+                     "cd": _("then_continuous") if cd2 is True else _("then_not_continuous") if cd2 is False
+                     else _("then_undetermined")}
+            time_check["other"] = other | {"text": _("time_check_other_line", at=other["at"], rel=other["rel"],
+                                                     phase=other["phase_label"], cd=other["cd"])}
     return {
         "undetermined": open_,
         "settle": [str(x) for x in settle] if open_ else [],

@@ -133,3 +133,42 @@ def test_the_desk_says_when_the_pass_was_hidden_in_a_gps_outage(late_body):
     assert "GPS was silent from 14:05:00 to 14:13:30" in en and "None" not in en
     zh = packet_view(body, "zh", "Asia/Shanghai")["time_check"]["text"]
     assert "定位在 14:05:00 至 14:13:30 之间中断" in zh and "None" not in zh
+
+
+def test_a_second_pass_about_as_likely_is_drawn_and_said_too(late_body):
+    body = copy.deepcopy(late_body)
+    lc = body["assessment"]["location_check"]
+    lc.update(other_pass_at="2025-05-14T14:24:30+08:00", minutes_from_reported_other=6.5,
+              phase_at_other_pass="to_pickup", continuous_delivery_at_other_pass=True, orders_at_other_pass=["B"])
+    marks = marks_from_assessment(body["assessment"])
+    assert marks.passed_phase == "connecting" and marks.other_phase == "to_pickup" and marks.other_at is not None
+    svg = timeline_svg([Span(W[0], W[1], "connecting")], [], T0 + 1080, (T0, T0 + 1800), marks=marks)
+    words = " ".join(texts(svg))
+    assert re.search(r"(?<!也)经过报告地点 passed the place 14:1\d · 两单衔接 connecting", words)
+    assert "也经过报告地点 also passed the place 14:24" in words
+    dashed = [ln for ln in ET.fromstring(svg).iter(f"{SVG}line") if ln.get("stroke") == PASSED_BLUE
+              and ln.get("stroke-dasharray") and float(ln.get("y2") or 0) - float(ln.get("y1") or 0) > 30]
+    assert len(dashed) == 2 and dashed[0].get("x1") != dashed[1].get("x1")
+    en = packet_view(body, "en", "Asia/Shanghai")["time_check"]["other"]["text"]
+    assert "also passed the reported place at 14:24:30 (6.5 minutes after the reported time)" in en
+    assert "he was then heading to a pickup, which counts as continuous delivery" in en
+    zh = packet_view(body, "zh", "Asia/Shanghai")["time_check"]["other"]["text"]
+    assert "14:24:30 也经过报告地点（比报告时间晚 6.5 分钟）" in zh
+    assert packet_view(late_body, "en", "Asia/Shanghai")["time_check"]["other"] is None
+
+
+def test_the_pdf_lists_the_second_pass(late_body, tmp_path):
+    import subprocess
+
+    from services.mediation.packet.pdf import render_pdf
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    body = copy.deepcopy(late_body)
+    body["assessment"]["location_check"].update(
+        other_pass_at="2025-05-14T14:24:30+08:00", minutes_from_reported_other=6.5, phase_at_other_pass="to_pickup",
+        continuous_delivery_at_other_pass=True, orders_at_other_pass=["B"])
+    f = tmp_path / "p.pdf"
+    f.write_bytes(render_pdf(body))
+    text = subprocess.run(["pdftotext", "-layout", str(f), "-"], capture_output=True, check=True, text=True).stdout
+    assert "also passed it (as likely)" in text and "14:24" in text
