@@ -295,19 +295,24 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
     lat0, lon0 = float(np.nanmean(g.lat[seen])), float(np.nanmean(g.lon[seen]))
     x, y = local_xy_m(np.where(seen, g.lat, np.nan), np.where(seen, g.lon, np.nan), lat0, lon0)
     xf, yf = x.astype(np.float32), y.astype(np.float32)
-    dx = xf[:, None] - xf[None, :]
+    # squared distances dx * dx + dy * dy, worked out in place (the same float32 operations, on
+    # fewer n x n temporaries)
+    d2 = xf[:, None] - xf[None, :]
     dy = yf[:, None] - yf[None, :]
+    d2 *= d2
+    dy *= dy
+    d2 += dy
     with np.errstate(invalid="ignore"):
-        far = dx * dx + dy * dy > np.float32(params.dwell_radius_m**2)  # NaN compares False: unknown is not "far"
+        far = d2 > np.float32(params.dwell_radius_m**2)  # NaN compares False: unknown is not "far"
     upper = _upper(n)
     far &= upper
-    # first far sample after i (n if none)
-    has_far = far.any(axis=1)
-    first_far = np.where(has_far, np.argmax(far, axis=1), n)
     idx = np.arange(n)
+    # first far sample after i (n if none)
+    first_far = _first_true(far, idx)
     # certain: seen, uninterrupted time within the radius
-    breaks = (far | ~seen[None, :]) & upper
-    first_break = np.where(breaks.any(axis=1), np.argmax(breaks, axis=1), n)
+    breaks = ~seen[None, :] & upper
+    breaks |= far
+    first_break = _first_true(breaks, idx)
     certain = np.where(seen, (first_break - idx) * step, 0.0)
 
     def travel(tx: F64, ty: F64) -> F64:
@@ -322,9 +327,9 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
     weak = _lone_fixes(seen, step)
     if weak.any():
         with np.errstate(invalid="ignore"):
-            very_far = (dx * dx + dy * dy > np.float32(params.drift_max_m**2)) & upper
+            very_far = (d2 > np.float32(params.drift_max_m**2)) & upper
         far = (far & ~weak[None, :]) | (very_far & weak[None, :])
-        first_far = np.where(far.any(axis=1), np.argmax(far, axis=1), n)
+        first_far = _first_true(far, idx)
         seen = seen & ~weak
     # forward: the run may continue across unseen stretches; one that ends in a far sample can only
     # have been spent here minus the time needed to ride to where the rider reappears
@@ -373,6 +378,13 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
 
 
 LONE_FIX_S = 30.0
+
+
+def _first_true(m: npt.NDArray[np.bool_], idx: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """The column of each row's first True (the number of columns where a row has none)."""
+    first = np.argmax(m, axis=1)
+    out: npt.NDArray[np.intp] = np.where(m[idx, first], first, m.shape[1])
+    return out
 
 
 def _lone_fixes(seen: npt.NDArray[np.bool_], step: float) -> npt.NDArray[np.bool_]:
