@@ -112,14 +112,36 @@ def mark_drift(grid: Grid, params: Params) -> Grid:
     lat, lon = grid.lat.copy(), grid.lon.copy()
     r = params.bridge_radius_m
     edges = np.diff(np.concatenate([[0], (~fast).astype(np.int8), [0]]))
-    for a, b in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
-        sx, sy = x[a:b][seen[a:b]], y[a:b][seen[a:b]]
-        if sx.size < 3 or np.hypot(np.ptp(sx), np.ptp(sy)) <= r:  # no two samples further apart than r
-            continue
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    for a, b in _wide_runs(starts, ends, x, y, seen, r):
         _excursions(a, b, w, x, y, seen, grid, params, out, lat, lon)
     if not out.any():
         return grid
     return Grid(grid.t, lat, lon, grid.known, grid.bridged, out)
+
+
+def _wide_runs(starts: npt.NDArray[np.intp], ends: npt.NDArray[np.intp], x: F64, y: F64,
+               seen: npt.NDArray[np.bool_], r: float) -> list[tuple[int, int]]:
+    """The runs [a, b) with at least three seen samples whose seen extent exceeds ``r``:
+    hypot(ptp(x), ptp(y)) over the seen samples, all runs at once (max, min and their difference
+    are exact, hypot is taken element by element: the same floats as run by run)."""
+    if starts.size == 0:
+        return []
+    count = np.concatenate([[0], np.cumsum(seen)])
+    many = count[ends] - count[starts] >= 3
+    starts, ends = starts[many], ends[many]
+    if starts.size == 0:
+        return []
+    # reduceat over [a0, b0), [b0, a1), [a1, b1), ...: every other one is a run (a sentinel
+    # element makes b = n a valid index)
+    cuts = np.stack([starts, ends], axis=1).ravel()
+    ext = []
+    for v in (x, y):
+        hi = np.append(np.where(seen, v, -np.inf), -np.inf)
+        lo = np.append(np.where(seen, v, np.inf), np.inf)
+        ext.append(np.maximum.reduceat(hi, cuts)[::2] - np.minimum.reduceat(lo, cuts)[::2])
+    wide = np.hypot(ext[0], ext[1]) > r  # no two samples further apart than r: no excursion
+    return list(zip(starts[wide].tolist(), ends[wide].tolist(), strict=True))
 
 
 _BRIDGE_SIDE = 3  # fixes each side of an outage whose median is where it began / ended
@@ -155,13 +177,11 @@ def _excursions(a: int, b: int, w: int, x: F64, y: F64, seen: npt.NDArray[np.boo
     off = np.arange(1, w + 1)
     j = np.minimum(cand[:, None] + off[None, :], b - 1)
     valid = cand[:, None] + off[None, :] < b
-    with np.errstate(invalid="ignore"):  # NaN (unseen) is neither away nor back
-        d = np.hypot(x[j] - x[cand, None], y[j] - y[cand, None])
-        away = valid & (d > r)
+    outside, inside = _beyond(x[j] - x[cand, None], y[j] - y[cand, None], r)  # NaN (unseen): neither
+    away = valid & outside
     left = away.any(axis=1)
     k_out = np.argmax(away, axis=1)
-    with np.errstate(invalid="ignore"):
-        back = valid & (d <= r) & (off[None, :] > k_out[:, None] + 1)
+    back = valid & inside & (off[None, :] > k_out[:, None] + 1)
     k_back = np.where(back.any(axis=1), np.argmax(back, axis=1), -1)
     sel = left & (k_back >= 0)
     for c, ko, kb in zip(cand[sel].tolist(), k_out[sel].tolist(), k_back[sel].tolist(), strict=True):
@@ -177,6 +197,26 @@ def _excursions(a: int, b: int, w: int, x: F64, y: F64, seen: npt.NDArray[np.boo
         lat[seg] = np.where(mine, grid.lat[s0] + f * (grid.lat[e] - grid.lat[s0]), lat[seg])
         lon[seg] = np.where(mine, grid.lon[s0] + f * (grid.lon[e] - grid.lon[s0]), lon[seg])
         out[seg] |= mine
+
+
+_SURE = 1e-9  # relative margin of r^2 beyond which dx^2 + dy^2 decides hypot(dx, dy) against r
+
+
+def _beyond(dx: F64, dy: F64, r: float) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """``hypot(dx, dy) > r`` and ``hypot(dx, dy) <= r`` (both False where NaN), with hypot (slow)
+    taken only where dx^2 + dy^2 lies within a relative 1e-9 of r^2: elsewhere the sum of squares
+    (a few ulps off) and hypot (under an ulp off) cannot fall on different sides of r."""
+    s = dx * dx + dy * dy
+    r2 = r * r
+    with np.errstate(invalid="ignore"):
+        outside = s > r2 * (1.0 + _SURE)
+        inside = s < r2 * (1.0 - _SURE)
+        edge = ~(outside | inside) & (s == s)  # NaN is neither
+    if edge.any():
+        d = np.hypot(dx[edge], dy[edge])
+        outside[edge] = d > r
+        inside[edge] = d <= r
+    return outside, inside
 
 
 def _smooth(x: F64, known: npt.NDArray[np.bool_]) -> F64:
