@@ -168,7 +168,8 @@ def _first_window_ends(grid: Grid, cand: npt.NDArray[np.intp], params: Params, u
     y = (grid.lat[idx] - lat0[:, None]) * k
     with np.errstate(invalid="ignore"):
         near = known & ~(x * x + y * y > params.dwell_radius_m**2)
-    away = known & (_ahead_rows(near, w) == 0) & (_ahead_rows(known, w) > 0)
+    # _stay_end's third condition, something known ahead, holds wherever the sample itself is known
+    away = known & _none_ahead(near, w)
     decided = np.where(part == size, part, _STAY_WINDOW)
     away &= offs[None, :] < decided[:, None]
     has_hit = away.any(axis=1)
@@ -184,12 +185,16 @@ def _first_window_ends(grid: Grid, cand: npt.NDArray[np.intp], params: Params, u
     return quick, end
 
 
-def _ahead_rows(flags: npt.NDArray[np.bool_], w: int) -> npt.NDArray[np.int64]:
-    """``_ahead`` of each row (the flags past a row's end are unset)."""
+def _none_ahead(flags: npt.NDArray[np.bool_], w: int) -> npt.NDArray[np.bool_]:
+    """For each row and k: none of flags[k : k + w] is set (``_ahead(row, w) == 0``; the flags past
+    a row's end are unset)."""
     m, n = flags.shape
-    c = np.zeros((m, n + 1), dtype=np.int64)
-    np.cumsum(flags, axis=1, dtype=np.int64, out=c[:, 1:])
-    out: npt.NDArray[np.int64] = c[:, np.minimum(np.arange(n) + w, n)] - c[:, :n]
+    c = np.zeros((m, n + 1), dtype=np.int32)
+    np.cumsum(flags, axis=1, dtype=np.int32, out=c[:, 1:])
+    w = min(w, n)
+    out = np.empty((m, n), dtype=bool)
+    np.equal(c[:, w:], c[:, : n + 1 - w], out=out[:, : n + 1 - w])  # k + w <= n
+    np.equal(c[:, n:], c[:, n + 1 - w : n], out=out[:, n + 1 - w :])  # the window runs past the end
     return out
 
 
