@@ -356,7 +356,10 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
     certain = np.where(seen, (first_break - idx) * step, 0.0)
 
     def travel(tx: F64, ty: F64) -> F64:
-        reach = np.nan_to_num(np.hypot(tx - x, ty - y), nan=0.0)
+        # NaN (an unseen anchor) is no distance; metres within a city are never infinite, so this
+        # is np.nan_to_num(..., nan=0.0) without its overhead
+        reach = np.hypot(tx - x, ty - y)
+        reach[np.isnan(reach)] = 0.0
         out: F64 = np.maximum(0.0, reach - params.dwell_radius_m) / params.plausible_speed_mps
         return out
 
