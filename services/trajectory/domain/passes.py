@@ -184,7 +184,7 @@ def rival(ps: list[Pass], chosen: Pass, at: float, params: Params) -> Pass | Non
 
 # ---------------------------------------------------------------- the same answer from a window
 
-WINDOWS_S = (900.0, 3600.0, 14400.0)  # half-widths tried around the reported time, then the day
+WINDOWS_S = (1800.0, 7200.0)  # half-widths tried around the reported time, then the day
 
 
 @dataclass(frozen=True)

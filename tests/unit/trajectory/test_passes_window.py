@@ -17,6 +17,7 @@ pytestmark = pytest.mark.unit
 
 LAT0, LON0 = 31.23, 121.47
 K = np.pi / 180.0 * EARTH_RADIUS_M
+NARROW = (900.0, 3600.0, 14400.0)  # a first window of 15 min, for the stories below
 
 
 def _same_pass(a: Pass | None, b: Pass | None) -> None:
@@ -65,7 +66,7 @@ def tracks(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
 
 
 @settings(max_examples=400, deadline=None)
-@given(tracks(), st.sampled_from([WINDOWS_S, (200.0, 500.0, 1500.0), (181.5, 300.0)]))
+@given(tracks(), st.sampled_from([WINDOWS_S, NARROW, (200.0, 500.0, 1500.0), (181.5, 300.0)]))
 def test_the_window_names_what_the_whole_day_names(track, windows):
     t, x, y, at = track
     _check(t, x, y, at, Params(), windows)
@@ -85,8 +86,9 @@ def test_a_pass_at_the_window_edge_sends_it_to_the_next_window():
     x = np.where((t - t[0] > 1800.0) & (t - t[0] < 4200.0), 3.0, 900.0)
     y = np.zeros_like(x)
     at = float(t[0] + 2400.0)
+    _check(t, x, y, at, Params(), NARROW)
     _check(t, x, y, at, Params(), WINDOWS_S)
-    c = choose(t, LAT0 + y / K, LON0 + x / (K * np.cos(np.radians(LAT0))), (LAT0, LON0), at, Params())
+    c = choose(t, LAT0 + y / K, LON0 + x / (K * np.cos(np.radians(LAT0))), (LAT0, LON0), at, Params(), NARROW)
     assert c.fit is not None and c.fit.end - c.fit.start > 2000.0
 
 
@@ -98,7 +100,8 @@ def test_a_rival_outside_the_window_is_still_named():
     t = at + np.arange(-3600.0, 3600.0, 5.0)
     x = 3075.0 - 5.0 * np.abs(t - (at - 315.0))
     y = np.full_like(x, 10.0)
+    _check(t, x, y, at, Params(), NARROW)
     _check(t, x, y, at, Params(), WINDOWS_S)
-    c = choose(t, LAT0 + y / K, LON0 + x / (K * np.cos(np.radians(LAT0))), (LAT0, LON0), at, Params())
+    c = choose(t, LAT0 + y / K, LON0 + x / (K * np.cos(np.radians(LAT0))), (LAT0, LON0), at, Params(), NARROW)
     assert c.fit is None and c.chosen is not None and c.other is not None
     assert abs(c.chosen.t - (at + 300.0)) < 1.0 and abs(c.other.t - (at - 930.0)) < 1.0
