@@ -113,8 +113,9 @@ def mark_drift(grid: Grid, params: Params) -> Grid:
     r = params.bridge_radius_m
     edges = np.diff(np.concatenate([[0], (~fast).astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    for a, b in _wide_runs(starts, ends, x, y, seen, r):
-        _excursions(a, b, w, x, y, seen, grid, params, out, lat, lon)
+    runs = _wide_runs(starts, ends, x, y, seen, r)
+    if runs:
+        _excursions(runs, w, x, y, seen, grid, params, out, lat, lon)
     if not out.any():
         return grid
     return Grid(grid.t, lat, lon, grid.known, grid.bridged, out)
@@ -166,17 +167,28 @@ def _bridged(track: Track, t: F64, params: Params) -> npt.NDArray[np.bool_]:
     return out
 
 
-def _excursions(a: int, b: int, w: int, x: F64, y: F64, seen: npt.NDArray[np.bool_], grid: Grid,
+def _excursions(runs: list[tuple[int, int]], w: int, x: F64, y: F64, seen: npt.NDArray[np.bool_], grid: Grid,
                 params: Params, out: npt.NDArray[np.bool_], lat: F64, lon: F64) -> None:
-    """Mark the drift excursions inside the run [a, b) free of fast seen samples (see mark_drift)."""
+    """Mark the drift excursions inside the runs [a, b) free of fast seen samples (see mark_drift),
+    run after run: where each candidate leaves and comes back is worked out for all runs at once
+    (a row per candidate, bounded by its own run), then the candidates are taken in order."""
     r = params.bridge_radius_m
-    cand = np.arange(a, b - 2, 2)  # every other sample: any sample of the place before leaving will do
-    cand = cand[seen[cand]]
+    # every other sample: any sample of the place before leaving will do
+    parts = [(np.arange(a, b - 2, 2), b) for a, b in runs]
+    cand = np.concatenate([c for c, _ in parts])
+    end = np.concatenate([np.full(c.size, b, dtype=c.dtype) for c, b in parts])
+    keep = seen[cand]
+    cand, end = cand[keep], end[keep]
+    # most never leave: every seen sample of their next w within r / sqrt(2) of them on both axes
+    # (so within r); only the others are looked at sample by sample
+    keep = ~_stays_put(cand, w, x, y, seen, r)
+    cand, end = cand[keep], end[keep]
     if cand.size == 0:
         return
     off = np.arange(1, w + 1)
-    j = np.minimum(cand[:, None] + off[None, :], b - 1)
-    valid = cand[:, None] + off[None, :] < b
+    ahead = cand[:, None] + off[None, :]
+    j = np.minimum(ahead, end[:, None] - 1)
+    valid = ahead < end[:, None]
     outside, inside = _beyond(x[j] - x[cand, None], y[j] - y[cand, None], r)  # NaN (unseen): neither
     away = valid & outside
     left = away.any(axis=1)
@@ -184,19 +196,65 @@ def _excursions(a: int, b: int, w: int, x: F64, y: F64, seen: npt.NDArray[np.boo
     back = valid & inside & (off[None, :] > k_out[:, None] + 1)
     k_back = np.where(back.any(axis=1), np.argmax(back, axis=1), -1)
     sel = left & (k_back >= 0)
-    for c, ko, kb in zip(cand[sel].tolist(), k_out[sel].tolist(), k_back[sel].tolist(), strict=True):
+    if not sel.any():
+        return
+    c_all = cand[sel]
+    e_all = c_all + off[k_back[sel]]  # back
+    # the last seen sample before it first leaves (c itself is seen)
+    s0_all = np.maximum.accumulate(np.where(seen, np.arange(seen.shape[0]), -1))[c_all + k_out[sel]]
+    too_far = _too_far(c_all, s0_all, e_all, w, x, y, params.drift_max_m)
+    for c, s0, e, far in zip(c_all.tolist(), s0_all.tolist(), e_all.tolist(), too_far.tolist(), strict=True):
         if out[c]:  # departures inside a marked excursion are part of it
             continue
-        e = c + int(off[kb])
-        s0 = c + int(np.flatnonzero(seen[c:c + int(ko) + 1])[-1])  # last seen before it first leaves
+        if far:  # further than drift_max_m from where it left, somewhere in between
+            continue
         seg = slice(s0 + 1, e)
         mine = seen[seg]
-        if float(np.nanmax(np.hypot(x[seg] - x[c], y[seg] - y[c]))) > params.drift_max_m:
-            continue
         f = (grid.t[seg] - grid.t[s0]) / (grid.t[e] - grid.t[s0])
         lat[seg] = np.where(mine, grid.lat[s0] + f * (grid.lat[e] - grid.lat[s0]), lat[seg])
         lon[seg] = np.where(mine, grid.lon[s0] + f * (grid.lon[e] - grid.lon[s0]), lon[seg])
         out[seg] |= mine
+
+
+def _too_far(c: npt.NDArray[np.intp], s0: npt.NDArray[np.intp], e: npt.NDArray[np.intp], w: int, x: F64, y: F64,
+             limit: float) -> npt.NDArray[np.bool_]:
+    """For each excursion (from c, last seen there at s0, back at e): some sample in (s0, e) lies
+    further than ``limit`` from c (hypot, exactly: _beyond). An excursion's stretch always holds
+    the seen sample where it first left, so this is ``nanmax(hypot(...)) > limit``."""
+    k = np.arange(w + 1)
+    q = s0[:, None] + 1 + k[None, :]
+    inside = q < e[:, None]
+    q = np.minimum(q, x.shape[0] - 1)
+    far = _beyond(x[q] - x[c][:, None], y[q] - y[c][:, None], limit)[0] & inside
+    out: npt.NDArray[np.bool_] = np.logical_or.reduce(far, axis=1)
+    return out
+
+
+def _stays_put(cand: npt.NDArray[np.intp], w: int, x: F64, y: F64, seen: npt.NDArray[np.bool_],
+               r: float) -> npt.NDArray[np.bool_]:
+    """For each sample c of ``cand``: every seen sample of [c, c + w] lies within r / sqrt(2) (less
+    a relative 1e-9) of it in x and in y, so hypot(dx, dy) < r for each: it never leaves. Sliding
+    maxima and minima are exact, and fl(x_j - x_c) <= fl(max - x_c) as rounding is monotone."""
+    bound = r / np.sqrt(2.0) * (1.0 - _SURE)
+    ok = np.ones(cand.shape[0], dtype=bool)
+    for v in (x, y):
+        hi = _sliding(np.where(seen, v, -np.inf), w + 1, np.maximum)[cand]
+        lo = _sliding(np.where(seen, v, np.inf), w + 1, np.minimum)[cand]
+        ok &= (hi - v[cand] <= bound) & (v[cand] - lo <= bound)
+    return ok
+
+
+def _sliding(v: F64, n: int, op: np.ufunc) -> F64:
+    """op (np.maximum or np.minimum) over v[p : p + n] for every p (fewer at the end): blocks of n,
+    op run forwards and backwards within each (van Herk / Gil-Werman)."""
+    size = v.shape[0]
+    fill = -np.inf if op is np.maximum else np.inf
+    blocks = np.concatenate([v, np.full((-size) % n + n, fill)]).reshape(-1, n)
+    ahead = op.accumulate(blocks, axis=1).ravel()  # op from the block's start to p
+    behind = op.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()  # op from p to the block's end
+    p = np.arange(size)
+    out: F64 = op(behind[p], ahead[p + n - 1])
+    return out
 
 
 _SURE = 1e-9  # relative margin of r^2 beyond which dx^2 + dy^2 decides hypot(dx, dy) against r
