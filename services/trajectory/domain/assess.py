@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -521,7 +522,7 @@ def render(says: list[Sentence], lang: str, fmt_time: Any) -> list[str]:
     table = _ZH if lang == "zh" else _EN
     out = []
     for key, vals in says:
-        shown = {k: (_clock(fmt_time(v)) if k in _TIME_KEYS and isinstance(v, float) and np.isfinite(v) else
+        shown = {k: (_clock(fmt_time(v)) if k in _TIME_KEYS and isinstance(v, float) and math.isfinite(v) else
                      ("—" if v is None else v)) for k, v in vals.items()}
         if "rel" in vals:
             shown["rel"] = _relative(vals["rel"], lang)

@@ -237,10 +237,16 @@ def _stays_put(cand: npt.NDArray[np.intp], w: int, x: F64, y: F64, seen: npt.NDA
     maxima and minima are exact, and fl(x_j - x_c) <= fl(max - x_c) as rounding is monotone."""
     bound = r / np.sqrt(2.0) * (1.0 - _SURE)
     ok = np.ones(cand.shape[0], dtype=bool)
+    if cand.size == 0:
+        return ok
+    # only the stretch the candidates' windows cover
+    a, b = int(cand[0]), min(seen.shape[0], int(cand[-1]) + w + 1)
+    k = cand - a
     for v in (x, y):
-        hi = _sliding(np.where(seen, v, -np.inf), w + 1, np.maximum)[cand]
-        lo = _sliding(np.where(seen, v, np.inf), w + 1, np.minimum)[cand]
-        ok &= (hi - v[cand] <= bound) & (v[cand] - lo <= bound)
+        part, known = v[a:b], seen[a:b]
+        hi = _sliding(np.where(known, part, -np.inf), w + 1, np.maximum)[k]
+        lo = _sliding(np.where(known, part, np.inf), w + 1, np.minimum)[k]
+        ok &= (hi - part[k] <= bound) & (part[k] - lo <= bound)
     return ok
 
 
