@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from shared.geo import haversine_m, local_xy_m
+from shared.geo import EARTH_RADIUS_M, haversine_m, local_xy_m
 
 from .model import LatLon, Params, Phase
 from .motion import Dwell, Grid, longest_dwell
@@ -68,15 +68,18 @@ def find_aftermath(grid: Grid, t: float, place: LatLon, params: Params, until: f
         near = grid.known[lo:hi] & (haversine_m(grid.lat[lo:hi], grid.lon[lo:hi], place[0], place[1])
                                     <= params.aftermath_radius_m)
     skip_until = -INF
-    for k in np.flatnonzero(near):
-        i = int(lo + k)
+    cand = lo + np.flatnonzero(near)
+    # most candidates are fixes of a ride past the place: their stays end within the first window
+    # of _stay_end, worked out for all of them at once
+    quick, quick_end = _first_window_ends(grid, cand, params, until, step)
+    for k, i in enumerate(cand.tolist()):
         t_i = float(grid.t[i])
         if t_i > t + params.aftermath_start_s or t_i >= until:
             break
         if t_i < skip_until:
             continue
         centre = (float(grid.lat[i]), float(grid.lon[i]))
-        end = _stay_end(grid, i, centre, params, until, step)
+        end = float(quick_end[k]) if quick[k] else _stay_end(grid, i, centre, params, until, step)
         if end - t_i < params.aftermath_min_s:
             continue
         # where he sat is the middle of the stay's first minutes (the first fix there may be one
@@ -136,6 +139,63 @@ def _stay_end(grid: Grid, i: int, centre: LatLon, params: Params, until: float, 
 
 
 _STAY_WINDOW = 120  # samples: ten minutes on the 5 s grid
+
+
+def _first_window_ends(grid: Grid, cand: npt.NDArray[np.intp], params: Params, until: float,
+                       step: float) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    """``_stay_end(grid, i, (lat[i], lon[i]), ...)`` for every sample i in ``cand`` whose answer its
+    first window decides (``quick``; the answer in ``end``): the same steps, a row per candidate,
+    each element computed as ``local_xy_m`` computes it (the projection's scale taken per centre,
+    as a scalar, as there), so the same floats."""
+    n, m = len(grid), int(cand.shape[0])
+    quick = np.zeros(m, dtype=bool)
+    end = np.zeros(m)
+    if m == 0:
+        return quick, end
+    j_max = int(np.searchsorted(grid.t, until, side="left")) if math.isfinite(until) else n
+    w = max(1, int(round(LEFT_S / step)))
+    width = _STAY_WINDOW + w
+    size = j_max - cand
+    part = np.minimum(size, width)
+    offs = np.arange(width)
+    valid = offs[None, :] < part[:, None]
+    idx = np.minimum(cand[:, None] + offs[None, :], n - 1)
+    known = grid.known[idx] & valid
+    k = np.pi / 180.0 * EARTH_RADIUS_M
+    lat0, lon0 = grid.lat[cand], grid.lon[cand]
+    scale = np.array([np.cos(np.radians(float(a))) for a in lat0.tolist()])
+    x = (grid.lon[idx] - lon0[:, None]) * k * scale[:, None]
+    y = (grid.lat[idx] - lat0[:, None]) * k
+    with np.errstate(invalid="ignore"):
+        near = known & ~(x * x + y * y > params.dwell_radius_m**2)
+    # _stay_end's third condition, something known ahead, holds wherever the sample itself is known
+    away = known & _none_ahead(near, w)
+    decided = np.where(part == size, part, _STAY_WINDOW)
+    away &= offs[None, :] < decided[:, None]
+    has_hit = away.any(axis=1)
+    stop = np.where(has_hit, np.argmax(away, axis=1), size)
+    quick = (size > 0) & (has_hit | (part == size))
+    # the last known sample before the stop (-1: none)
+    last = np.maximum.accumulate(np.where(known, offs[None, :], -1), axis=1)
+    rows = np.arange(m)
+    before = np.where(stop > 0, last[rows, np.clip(stop - 1, 0, width - 1)], -1)
+    seen_end = np.where(before >= 0, grid.t[np.minimum(cand + np.maximum(before, 0), n - 1)] + step,
+                        grid.t[np.minimum(cand, n - 1)])
+    end = np.where((stop == size) & (j_max < n), until, seen_end)
+    return quick, end
+
+
+def _none_ahead(flags: npt.NDArray[np.bool_], w: int) -> npt.NDArray[np.bool_]:
+    """For each row and k: none of flags[k : k + w] is set (``_ahead(row, w) == 0``; the flags past
+    a row's end are unset)."""
+    m, n = flags.shape
+    c = np.zeros((m, n + 1), dtype=np.int32)
+    np.cumsum(flags, axis=1, dtype=np.int32, out=c[:, 1:])
+    w = min(w, n)
+    out = np.empty((m, n), dtype=bool)
+    np.equal(c[:, w:], c[:, : n + 1 - w], out=out[:, : n + 1 - w])  # k + w <= n
+    np.equal(c[:, n:], c[:, n + 1 - w : n], out=out[:, n + 1 - w :])  # the window runs past the end
+    return out
 
 
 def _ahead(flags: npt.NDArray[np.bool_], w: int) -> npt.NDArray[np.int64]:

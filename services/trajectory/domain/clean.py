@@ -15,6 +15,7 @@ import numpy.typing as npt
 from shared.geo import haversine_m, local_xy_m
 
 from .model import Params, Track
+from .motion import _beyond
 
 _HALF_WINDOW = 3  # neighbours each side for the spike test
 
@@ -104,11 +105,11 @@ def _spikes(t: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], lon: npt.N
             break
         tt, x, y = t[idx], x_all[idx], y_all[idx]
         m = idx.size
-        step = np.zeros(m)
-        step[1:] = np.hypot(np.diff(x), np.diff(y))
-        d_out = np.append(step[1:], np.inf)
-        # only a fix with a long leg on either side (or next to one) can be a spike
-        long_leg = (step > 100.0) | (d_out > 100.0)
+        dx, dy = np.diff(x), np.diff(y)  # leg k - 1 -> k is hypot(dx[k - 1], dy[k - 1])
+        # only a fix with a long leg on either side (or next to one) can be a spike; whether a leg
+        # is longer than 100 m is decided without hypot where the sum of squares is clear (_beyond)
+        longer = np.concatenate([[False], _beyond(dx, dy, 100.0)[0], [True]])  # [k]: leg into k; [m]: none out
+        long_leg = longer[:-1] | longer[1:]
         cand = np.flatnonzero(long_leg | np.roll(long_leg, 1) | np.roll(long_leg, -1))
         if cand.size == 0:
             break
@@ -125,19 +126,44 @@ def _spikes(t: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], lon: npt.N
         d_self = np.hypot(x[cand] - mx, y[cand] - my)
         spread = _nanmedian_rows(np.hypot(nx - mx[:, None], ny - my[:, None]))
         spike = enough & (d_self > np.maximum(150.0, 4.0 * spread))
-        # speed on both legs
-        dt = np.full(m, np.inf)
-        dt[1:] = np.maximum(np.diff(tt), 0.5)
-        v_in = step / dt
-        v_out = np.append(v_in[1:], 0.0)
-        v_in = np.where(np.arange(m) == 0, v_out, v_in)
-        v_out = np.where(np.arange(m) == m - 1, v_in, v_out)
-        fast = (np.minimum(v_in, v_out) > params.max_speed_mps) & (np.minimum(step, d_out) > 100.0)
-        new = fast[cand] | spike
+        new = _fast(cand, tt, dx, dy, params) | spike
         if not new.any():
             break
         bad[idx[cand[new]]] = True
     return bad
+
+
+def _fast(c: npt.NDArray[np.intp], tt: npt.NDArray[np.float64], dx: npt.NDArray[np.float64],
+          dy: npt.NDArray[np.float64], params: Params) -> npt.NDArray[np.bool_]:
+    """Of the fixes ``c`` (of m, at ``tt``, legs ``dx``/``dy``): reachable only faster than any
+    rider rides, on both legs (the first and last fix: on their one leg), both legs over 100 m.
+    The legs' lengths and speeds, element by element, of these fixes only -- as the whole track's:
+
+    step[k] = hypot(dx[k - 1], dy[k - 1]) (0 for k = 0); dt[k] = max(tt[k] - tt[k - 1], 0.5) (inf
+    for k = 0); v_in = step / dt; v_out[k] = v_in[k + 1] (0 for the last); then v_in[0] = v_out[0]
+    and v_out[m - 1] = v_in[m - 1]; d_out[k] = step[k + 1] (inf for the last); fast: min(v_in,
+    v_out) above the limit and min(step, d_out) above 100 m."""
+    last = tt.shape[0] - 1
+
+    def step(k: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        j = np.maximum(k, 1) - 1
+        out: npt.NDArray[np.float64] = np.where(k == 0, 0.0, np.hypot(dx[j], dy[j]))
+        return out
+
+    def v_in(k: npt.NDArray[np.intp], s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        j = np.maximum(k, 1)
+        out: npt.NDArray[np.float64] = s / np.where(k == 0, np.inf, np.maximum(tt[j] - tt[j - 1], 0.5))
+        return out
+
+    c1 = np.minimum(c + 1, last)
+    s_c, s_c1 = step(c), step(c1)
+    vi, vi1 = v_in(c, s_c), v_in(c1, s_c1)
+    vo = np.where(c < last, vi1, 0.0)
+    vi = np.where(c == 0, vo, vi)
+    vo = np.where(c == last, vi, vo)
+    d_out = np.where(c < last, s_c1, np.inf)
+    fast: npt.NDArray[np.bool_] = (np.minimum(vi, vo) > params.max_speed_mps) & (np.minimum(s_c, d_out) > 100.0)
+    return fast
 
 
 def _nanmedian_rows(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

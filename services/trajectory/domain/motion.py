@@ -112,14 +112,37 @@ def mark_drift(grid: Grid, params: Params) -> Grid:
     lat, lon = grid.lat.copy(), grid.lon.copy()
     r = params.bridge_radius_m
     edges = np.diff(np.concatenate([[0], (~fast).astype(np.int8), [0]]))
-    for a, b in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
-        sx, sy = x[a:b][seen[a:b]], y[a:b][seen[a:b]]
-        if sx.size < 3 or np.hypot(np.ptp(sx), np.ptp(sy)) <= r:  # no two samples further apart than r
-            continue
-        _excursions(a, b, w, x, y, seen, grid, params, out, lat, lon)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    runs = _wide_runs(starts, ends, x, y, seen, r)
+    if runs:
+        _excursions(runs, w, x, y, seen, grid, params, out, lat, lon)
     if not out.any():
         return grid
     return Grid(grid.t, lat, lon, grid.known, grid.bridged, out)
+
+
+def _wide_runs(starts: npt.NDArray[np.intp], ends: npt.NDArray[np.intp], x: F64, y: F64,
+               seen: npt.NDArray[np.bool_], r: float) -> list[tuple[int, int]]:
+    """The runs [a, b) with at least three seen samples whose seen extent exceeds ``r``:
+    hypot(ptp(x), ptp(y)) over the seen samples, all runs at once (max, min and their difference
+    are exact, hypot is taken element by element: the same floats as run by run)."""
+    if starts.size == 0:
+        return []
+    count = np.concatenate([[0], np.cumsum(seen)])
+    many = count[ends] - count[starts] >= 3
+    starts, ends = starts[many], ends[many]
+    if starts.size == 0:
+        return []
+    # reduceat over [a0, b0), [b0, a1), [a1, b1), ...: every other one is a run (a sentinel
+    # element makes b = n a valid index)
+    cuts = np.stack([starts, ends], axis=1).ravel()
+    ext = []
+    for v in (x, y):
+        hi = np.append(np.where(seen, v, -np.inf), -np.inf)
+        lo = np.append(np.where(seen, v, np.inf), np.inf)
+        ext.append(np.maximum.reduceat(hi, cuts)[::2] - np.minimum.reduceat(lo, cuts)[::2])
+    wide = np.hypot(ext[0], ext[1]) > r  # no two samples further apart than r: no excursion
+    return list(zip(starts[wide].tolist(), ends[wide].tolist(), strict=True))
 
 
 _BRIDGE_SIDE = 3  # fixes each side of an outage whose median is where it began / ended
@@ -144,39 +167,120 @@ def _bridged(track: Track, t: F64, params: Params) -> npt.NDArray[np.bool_]:
     return out
 
 
-def _excursions(a: int, b: int, w: int, x: F64, y: F64, seen: npt.NDArray[np.bool_], grid: Grid,
+def _excursions(runs: list[tuple[int, int]], w: int, x: F64, y: F64, seen: npt.NDArray[np.bool_], grid: Grid,
                 params: Params, out: npt.NDArray[np.bool_], lat: F64, lon: F64) -> None:
-    """Mark the drift excursions inside the run [a, b) free of fast seen samples (see mark_drift)."""
+    """Mark the drift excursions inside the runs [a, b) free of fast seen samples (see mark_drift),
+    run after run: where each candidate leaves and comes back is worked out for all runs at once
+    (a row per candidate, bounded by its own run), then the candidates are taken in order."""
     r = params.bridge_radius_m
-    cand = np.arange(a, b - 2, 2)  # every other sample: any sample of the place before leaving will do
-    cand = cand[seen[cand]]
+    # every other sample: any sample of the place before leaving will do
+    parts = [(np.arange(a, b - 2, 2), b) for a, b in runs]
+    cand = np.concatenate([c for c, _ in parts])
+    end = np.concatenate([np.full(c.size, b, dtype=c.dtype) for c, b in parts])
+    keep = seen[cand]
+    cand, end = cand[keep], end[keep]
+    # most never leave: every seen sample of their next w within r / sqrt(2) of them on both axes
+    # (so within r); only the others are looked at sample by sample
+    keep = ~_stays_put(cand, w, x, y, seen, r)
+    cand, end = cand[keep], end[keep]
     if cand.size == 0:
         return
     off = np.arange(1, w + 1)
-    j = np.minimum(cand[:, None] + off[None, :], b - 1)
-    valid = cand[:, None] + off[None, :] < b
-    with np.errstate(invalid="ignore"):  # NaN (unseen) is neither away nor back
-        d = np.hypot(x[j] - x[cand, None], y[j] - y[cand, None])
-        away = valid & (d > r)
+    ahead = cand[:, None] + off[None, :]
+    j = np.minimum(ahead, end[:, None] - 1)
+    valid = ahead < end[:, None]
+    outside, inside = _beyond(x[j] - x[cand, None], y[j] - y[cand, None], r)  # NaN (unseen): neither
+    away = valid & outside
     left = away.any(axis=1)
     k_out = np.argmax(away, axis=1)
-    with np.errstate(invalid="ignore"):
-        back = valid & (d <= r) & (off[None, :] > k_out[:, None] + 1)
+    back = valid & inside & (off[None, :] > k_out[:, None] + 1)
     k_back = np.where(back.any(axis=1), np.argmax(back, axis=1), -1)
     sel = left & (k_back >= 0)
-    for c, ko, kb in zip(cand[sel].tolist(), k_out[sel].tolist(), k_back[sel].tolist(), strict=True):
+    if not sel.any():
+        return
+    c_all = cand[sel]
+    e_all = c_all + off[k_back[sel]]  # back
+    # the last seen sample before it first leaves (c itself is seen)
+    s0_all = np.maximum.accumulate(np.where(seen, np.arange(seen.shape[0]), -1))[c_all + k_out[sel]]
+    too_far = _too_far(c_all, s0_all, e_all, w, x, y, params.drift_max_m)
+    for c, s0, e, far in zip(c_all.tolist(), s0_all.tolist(), e_all.tolist(), too_far.tolist(), strict=True):
         if out[c]:  # departures inside a marked excursion are part of it
             continue
-        e = c + int(off[kb])
-        s0 = c + int(np.flatnonzero(seen[c:c + int(ko) + 1])[-1])  # last seen before it first leaves
+        if far:  # further than drift_max_m from where it left, somewhere in between
+            continue
         seg = slice(s0 + 1, e)
         mine = seen[seg]
-        if float(np.nanmax(np.hypot(x[seg] - x[c], y[seg] - y[c]))) > params.drift_max_m:
-            continue
         f = (grid.t[seg] - grid.t[s0]) / (grid.t[e] - grid.t[s0])
         lat[seg] = np.where(mine, grid.lat[s0] + f * (grid.lat[e] - grid.lat[s0]), lat[seg])
         lon[seg] = np.where(mine, grid.lon[s0] + f * (grid.lon[e] - grid.lon[s0]), lon[seg])
         out[seg] |= mine
+
+
+def _too_far(c: npt.NDArray[np.intp], s0: npt.NDArray[np.intp], e: npt.NDArray[np.intp], w: int, x: F64, y: F64,
+             limit: float) -> npt.NDArray[np.bool_]:
+    """For each excursion (from c, last seen there at s0, back at e): some sample in (s0, e) lies
+    further than ``limit`` from c (hypot, exactly: _beyond). An excursion's stretch always holds
+    the seen sample where it first left, so this is ``nanmax(hypot(...)) > limit``."""
+    k = np.arange(w + 1)
+    q = s0[:, None] + 1 + k[None, :]
+    inside = q < e[:, None]
+    q = np.minimum(q, x.shape[0] - 1)
+    far = _beyond(x[q] - x[c][:, None], y[q] - y[c][:, None], limit)[0] & inside
+    out: npt.NDArray[np.bool_] = np.logical_or.reduce(far, axis=1)
+    return out
+
+
+def _stays_put(cand: npt.NDArray[np.intp], w: int, x: F64, y: F64, seen: npt.NDArray[np.bool_],
+               r: float) -> npt.NDArray[np.bool_]:
+    """For each sample c of ``cand``: every seen sample of [c, c + w] lies within r / sqrt(2) (less
+    a relative 1e-9) of it in x and in y, so hypot(dx, dy) < r for each: it never leaves. Sliding
+    maxima and minima are exact, and fl(x_j - x_c) <= fl(max - x_c) as rounding is monotone."""
+    bound = r / np.sqrt(2.0) * (1.0 - _SURE)
+    ok = np.ones(cand.shape[0], dtype=bool)
+    if cand.size == 0:
+        return ok
+    # only the stretch the candidates' windows cover
+    a, b = int(cand[0]), min(seen.shape[0], int(cand[-1]) + w + 1)
+    k = cand - a
+    for v in (x, y):
+        part, known = v[a:b], seen[a:b]
+        hi = _sliding(np.where(known, part, -np.inf), w + 1, np.maximum)[k]
+        lo = _sliding(np.where(known, part, np.inf), w + 1, np.minimum)[k]
+        ok &= (hi - part[k] <= bound) & (part[k] - lo <= bound)
+    return ok
+
+
+def _sliding(v: F64, n: int, op: np.ufunc) -> F64:
+    """op (np.maximum or np.minimum) over v[p : p + n] for every p (fewer at the end): blocks of n,
+    op run forwards and backwards within each (van Herk / Gil-Werman)."""
+    size = v.shape[0]
+    fill = -np.inf if op is np.maximum else np.inf
+    blocks = np.concatenate([v, np.full((-size) % n + n, fill)]).reshape(-1, n)
+    ahead = op.accumulate(blocks, axis=1).ravel()  # op from the block's start to p
+    behind = op.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()  # op from p to the block's end
+    p = np.arange(size)
+    out: F64 = op(behind[p], ahead[p + n - 1])
+    return out
+
+
+_SURE = 1e-9  # relative margin of r^2 beyond which dx^2 + dy^2 decides hypot(dx, dy) against r
+
+
+def _beyond(dx: F64, dy: F64, r: float) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """``hypot(dx, dy) > r`` and ``hypot(dx, dy) <= r`` (both False where NaN), with hypot (slow)
+    taken only where dx^2 + dy^2 lies within a relative 1e-9 of r^2: elsewhere the sum of squares
+    (a few ulps off) and hypot (under an ulp off) cannot fall on different sides of r."""
+    s = dx * dx + dy * dy
+    r2 = r * r
+    with np.errstate(invalid="ignore"):
+        outside = s > r2 * (1.0 + _SURE)
+        inside = s < r2 * (1.0 - _SURE)
+        edge = ~(outside | inside) & (s == s)  # NaN is neither
+    if edge.any():
+        d = np.hypot(dx[edge], dy[edge])
+        outside[edge] = d > r
+        inside[edge] = d <= r
+    return outside, inside
 
 
 def _smooth(x: F64, known: npt.NDArray[np.bool_]) -> F64:
@@ -295,23 +399,31 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
     lat0, lon0 = float(np.nanmean(g.lat[seen])), float(np.nanmean(g.lon[seen]))
     x, y = local_xy_m(np.where(seen, g.lat, np.nan), np.where(seen, g.lon, np.nan), lat0, lon0)
     xf, yf = x.astype(np.float32), y.astype(np.float32)
-    dx = xf[:, None] - xf[None, :]
+    # squared distances dx * dx + dy * dy, worked out in place (the same float32 operations, on
+    # fewer n x n temporaries)
+    d2 = xf[:, None] - xf[None, :]
     dy = yf[:, None] - yf[None, :]
+    d2 *= d2
+    dy *= dy
+    d2 += dy
     with np.errstate(invalid="ignore"):
-        far = dx * dx + dy * dy > np.float32(params.dwell_radius_m**2)  # NaN compares False: unknown is not "far"
+        far = d2 > np.float32(params.dwell_radius_m**2)  # NaN compares False: unknown is not "far"
     upper = _upper(n)
     far &= upper
-    # first far sample after i (n if none)
-    has_far = far.any(axis=1)
-    first_far = np.where(has_far, np.argmax(far, axis=1), n)
     idx = np.arange(n)
+    # first far sample after i (n if none)
+    first_far = _first_true(far, idx)
     # certain: seen, uninterrupted time within the radius
-    breaks = (far | ~seen[None, :]) & upper
-    first_break = np.where(breaks.any(axis=1), np.argmax(breaks, axis=1), n)
+    breaks = ~seen[None, :] & upper
+    breaks |= far
+    first_break = _first_true(breaks, idx)
     certain = np.where(seen, (first_break - idx) * step, 0.0)
 
     def travel(tx: F64, ty: F64) -> F64:
-        reach = np.nan_to_num(np.hypot(tx - x, ty - y), nan=0.0)
+        # NaN (an unseen anchor) is no distance; metres within a city are never infinite, so this
+        # is np.nan_to_num(..., nan=0.0) without its overhead
+        reach = np.hypot(tx - x, ty - y)
+        reach[np.isnan(reach)] = 0.0
         out: F64 = np.maximum(0.0, reach - params.dwell_radius_m) / params.plausible_speed_mps
         return out
 
@@ -322,9 +434,9 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
     weak = _lone_fixes(seen, step)
     if weak.any():
         with np.errstate(invalid="ignore"):
-            very_far = (dx * dx + dy * dy > np.float32(params.drift_max_m**2)) & upper
+            very_far = (d2 > np.float32(params.drift_max_m**2)) & upper
         far = (far & ~weak[None, :]) | (very_far & weak[None, :])
-        first_far = np.where(far.any(axis=1), np.argmax(far, axis=1), n)
+        first_far = _first_true(far, idx)
         seen = seen & ~weak
     # forward: the run may continue across unseen stretches; one that ends in a far sample can only
     # have been spent here minus the time needed to ride to where the rider reappears
@@ -373,6 +485,13 @@ def longest_dwell(grid: Grid, t0: float, t1: float, params: Params) -> Dwell:
 
 
 LONE_FIX_S = 30.0
+
+
+def _first_true(m: npt.NDArray[np.bool_], idx: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """The column of each row's first True (the number of columns where a row has none)."""
+    first = np.argmax(m, axis=1)
+    out: npt.NDArray[np.intp] = np.where(m[idx, first], first, m.shape[1])
+    return out
 
 
 def _lone_fixes(seen: npt.NDArray[np.bool_], step: float) -> npt.NDArray[np.bool_]:

@@ -32,7 +32,8 @@ nearest" is read as "the pass that best explains the report":
   reported time): nothing observable tells them apart. The next best pass, if less than
   ``time_check_rival_ratio`` times less likely, is named too when he was doing something else then.
 
-Pure functions over arrays of positions in metres east and north of the place.
+Pure functions over arrays of positions in metres east and north of the place (``choose`` takes the
+day's fixes in degrees and projects only those it looks at).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from shared.geo import local_xy_m
 
 from .model import F64, Params
 
@@ -177,3 +180,105 @@ def rival(ps: list[Pass], chosen: Pass, at: float, params: Params) -> Pass | Non
     other = min(rest, key=lambda p: misfit(p, at, params))
     close = misfit(other, at, params) - misfit(chosen, at, params) <= float(np.log(params.time_check_rival_ratio))
     return other if close else None
+
+
+# ---------------------------------------------------------------- the same answer from a window
+
+WINDOWS_S = (1800.0, 7200.0)  # half-widths tried around the reported time, then the day
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The time check's passes and the ones it names, with the fixes they were found on (in metres
+    from the place): ``fit`` (the reported time fits), else ``chosen`` (the best explanation) and
+    ``other`` (its rival, if any)."""
+
+    t: F64
+    x: F64
+    y: F64
+    passes: list[Pass]
+    fit: Pass | None
+    chosen: Pass | None
+    other: Pass | None
+
+
+def choose(t: F64, lat: F64, lon: F64, place: tuple[float, float], at: float, params: Params,
+           windows: tuple[float, ...] = WINDOWS_S) -> Choice:
+    """``fitting``, ``best`` and ``rival`` over the passes of the whole track (``t`` sorted,
+    strictly increasing), found -- when they can be -- on a window of it around ``at``.
+
+    Most reports name a time near the pass meant, and a rider's day holds thousands of fixes: the
+    passes are sought first among the fixes within ``w`` of ``at`` (from the last fix at or before
+    ``at - w`` to the first at or after ``at + w``), and the answer is taken when it is provably the
+    whole track's, else the next window is tried, and at last the whole track. Why the window's
+    answer is then the whole track's, every float the same:
+
+    * Every quantity of a fix or of the segment between two fixes (distance, closest approach,
+      where it enters and leaves the radius, the detour of an outage) is an element-wise function
+      of that fix or segment, so it is the same float whether computed over the window or the day.
+    * The window's in-radius stretches (``passes``) all lie more than ``VISIT_GAP_S`` (+1 s) inside
+      its first and last fix, where there are fixes beyond them (checked). Every stretch of the
+      day outside the window ends at or before its first fix (starts at or after its last), up to
+      rounding: so they are cut off from the window's by more than ``VISIT_GAP_S``, the window's
+      stretches sort (stably) in the same order as in the day's, and group into the same passes
+      with the same floats. Its outages with the place on the way are the day's, segment by
+      segment. The window's passes are thus exactly the day's within it, in the same order.
+    * Every other pass of the day lies wholly (start, end and every moment) at least ``w`` (less
+      rounding) from ``at``: it cannot fit (``w`` - 1 s > ``time_check_min_s``), and its misfit
+      exceeds L = (``w`` - 1 s) / ``time_check_offset_scale_s`` (misfit is at least the time term).
+    * So: a window pass that fits is the day's ``fit`` (min over the same fitting passes in the same
+      order). Without one, a window pass with misfit below L is the day's ``best`` (the others are
+      strictly worse, so ties break the same way); the next best is the day's ``rival`` candidate if
+      its misfit is below L too, and when there is none such, every other pass's misfit is at
+      least L, so none is a rival if L - misfit(chosen) > log(``time_check_rival_ratio``).
+    * What is read off the chosen passes (``line_distance``, ``np.interp`` of the track at moments
+      of a pass) only looks at the fixes around those moments, which lie inside the window (at
+      least ``VISIT_GAP_S`` from its ends where it is cut): the same floats.
+
+    Otherwise (no pass in the window, or one near its edge, or a best that is not clearly the best
+    of the day) the next window decides, or the whole track as before. ``windows=()``: the whole
+    track only."""
+    n = int(t.size)
+    log_ratio = float(np.log(params.time_check_rival_ratio))
+    for w in (*windows, None):
+        i0, i1 = 0, n
+        if w is not None:
+            i0 = max(0, int(np.searchsorted(t, at - w, side="right")) - 1)  # t[i0] <= at - w, or i0 = 0
+            i1 = min(n, int(np.searchsorted(t, at + w, side="left")) + 1)  # t[i1 - 1] >= at + w, or i1 = n
+        tw = t[i0:i1]
+        x, y = local_xy_m(lat[i0:i1], lon[i0:i1], place[0], place[1])
+        ps = passes(tw, x, y, params.time_check_radius_m, params.observation_gap_s)
+        ps += unseen_passes(tw, x, y, params.observation_gap_s, params.plausible_speed_mps,
+                            params.time_check_detour_m)
+        fit = fitting(ps, at, params)
+        chosen = None if fit is not None else best(ps, at, params)
+        other = rival(ps, chosen, at, params) if chosen is not None else None
+        choice = Choice(tw, x, y, ps, fit, chosen, other)
+        if w is None or (i0 == 0 and i1 == n):
+            return choice
+        if _decided(choice, i0 > 0, i1 < n, at, w, params, log_ratio):
+            return choice
+    raise AssertionError("unreachable: the whole track always decides")
+
+
+def _decided(c: Choice, before: bool, after: bool, at: float, w: float, params: Params, log_ratio: float) -> bool:
+    """Whether a window's choice is the whole track's (see ``choose``)."""
+    margin = VISIT_GAP_S + 1.0
+    lo, hi = float(c.t[0]), float(c.t[-1])
+    for p in c.passes:
+        if not p.unseen and ((before and p.start <= lo + margin) or (after and p.end >= hi - margin)):
+            return False  # may be part of a pass reaching beyond the window
+    if w - 1.0 <= params.time_check_min_s:
+        return False
+    if c.fit is not None:
+        return True
+    if c.chosen is None:
+        return False  # the day's passes (or nearest fix) may lie outside the window
+    bound = (w - 1.0) / params.time_check_offset_scale_s
+    m = misfit(c.chosen, at, params)
+    if not m < bound:
+        return False
+    rest = [p for p in c.passes if p is not c.chosen]
+    if rest and min(misfit(p, at, params) for p in rest) < bound:
+        return True  # the next best is the window's: the rival is decided as over the day
+    return bound - m > log_ratio  # no pass outside the window can be a rival

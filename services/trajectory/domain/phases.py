@@ -7,7 +7,9 @@ and the cleaned, clock-corrected GPS grid; asking for the phase at an instant is
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -129,7 +131,13 @@ def _door(w: Grid, merchant: tuple[float, float] | None) -> tuple[float, float] 
         if lat.size == 0:
             return None
     x, y = local_xy_m(lat, lon, float(lat[-1]), float(lon[-1]))
-    near = (x[:, None] - x[None, :]) ** 2 + (y[:, None] - y[None, :]) ** 2 <= DOOR_CLUSTER_M**2
+    # (x_i - x_j)^2 + (y_i - y_j)^2, squared in place (the same operations, fewer temporaries)
+    d2 = x[:, None] - x[None, :]
+    dy = y[:, None] - y[None, :]
+    d2 *= d2
+    dy *= dy
+    d2 += dy
+    near = d2 <= DOOR_CLUSTER_M**2
     count = near.sum(axis=1)
     best = int(np.flatnonzero(count == count.max())[-1])
     sel = near[best]
@@ -184,9 +192,13 @@ class Timeline:
     online: tuple[tuple[float, float], ...]
     orders: tuple[Order, ...]
 
+    @cached_property
+    def _starts(self) -> list[float]:
+        """The segments' starts, for ``at`` (asked thousands of times of one timeline)."""
+        return [s.start for s in self.segments]
+
     def at(self, t: float) -> Segment:
-        starts = [s.start for s in self.segments]
-        i = bisect.bisect_right(starts, t) - 1
+        i = bisect.bisect_right(self._starts, t) - 1
         return self.segments[max(i, 0)]
 
     def gap_at(self, t: float) -> Gap | None:
@@ -227,9 +239,10 @@ def build_timeline(orders: tuple[Order, ...], presence: tuple[PresenceEvent, ...
     edges = sorted(cuts)
     segs: list[Segment] = []
     gi = 0
+    spans = [(o, o.accepted, _end(o)) for o in fixed]
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         mid = _mid(a, b)
-        live = [o for o in fixed if o.accepted <= mid < _end(o)]
+        live = [o for o, s, e in spans if s <= mid < e]
         if live:
             ids = tuple(sorted(o.order_id for o in live))
             if any(o.picked_up is not None and o.picked_up <= mid for o in live):
@@ -256,11 +269,11 @@ def build_timeline(orders: tuple[Order, ...], presence: tuple[PresenceEvent, ...
 
 
 def _mid(a: float, b: float) -> float:
-    if not (np.isfinite(a) or np.isfinite(b)):
+    if not (math.isfinite(a) or math.isfinite(b)):
         return 0.0
-    if not np.isfinite(a):
+    if not math.isfinite(a):
         return b - 1.0
-    if not np.isfinite(b):
+    if not math.isfinite(b):
         return a + 1.0
     return (a + b) / 2.0
 

@@ -107,8 +107,13 @@ def _run_chunk(group_ids: list[int]) -> list[tuple[int, bytes]]:
 
 
 def _assess_group(feeds: Feeds, params: Params, tz: str, indices: list[int]) -> list[tuple[int, bytes]]:
+    shown: dict[float, str] = {}  # a rider's order times are shown again and again
+
     def fmt(t: float) -> str:
-        return iso_local(t, tz)
+        s = shown.get(t)
+        if s is None:
+            s = shown[t] = iso_local(t, tz)
+        return s
 
     rider = feeds.incidents[indices[0]].rider_id
     day = feeds.days.get(rider)
