@@ -71,7 +71,7 @@ def find_aftermath(grid: Grid, t: float, place: LatLon, params: Params, until: f
     cand = lo + np.flatnonzero(near)
     # most candidates are fixes of a ride past the place: their stays end within the first window
     # of _stay_end, worked out for all of them at once
-    quick, quick_end = _first_window_ends(grid, cand, params, until, step)
+    quick, quick_end = _window_ends(grid, cand, grid.lat[cand], grid.lon[cand], params, until, step)
     for k, i in enumerate(cand.tolist()):
         t_i = float(grid.t[i])
         if t_i > t + params.aftermath_start_s or t_i >= until:
@@ -109,85 +109,63 @@ def _stay_end(grid: Grid, i: int, centre: LatLon, params: Params, until: float, 
     looked at in windows growing fourfold (ten minutes, forty, ...), each with ``LEFT_S`` of look-ahead,
     so a short stay does not cost the rest of the day. The answer is the one a single pass over
     everything up to ``until`` gives."""
-    j_max = int(np.searchsorted(grid.t, until, side="left")) if math.isfinite(until) else len(grid)
-    size = j_max - i
-    if size <= 0:
+    if grid.t[i] >= until:
         return float(grid.t[i])
-    w = max(1, int(round(LEFT_S / step)))
-    limit = _STAY_WINDOW
+    one, lat0, lon0 = np.array([i]), np.array([centre[0]]), np.array([centre[1]])
+    window = _STAY_WINDOW
     while True:
-        part = min(size, limit + w)  # decides every k < limit (or every k, when it is all there is)
-        g_known = grid.known[i:i + part]
-        x, y = local_xy_m(grid.lat[i:i + part], grid.lon[i:i + part], centre[0], centre[1])
-        with np.errstate(invalid="ignore"):
-            near = g_known & ~(x * x + y * y > params.dwell_radius_m**2)
-        # away at k: no known sample within the radius in [k, k + LEFT_S)
-        away = g_known & (_ahead(near, w) == 0) & (_ahead(g_known, w) > 0)
-        decided = part if part == size else limit
-        hit = np.flatnonzero(away[:decided])
-        if hit.size:
-            stop = int(hit[0])
-            break
-        if part == size:
-            stop = size
-            break
-        limit *= 4
-    if stop == size and j_max < len(grid):
-        return float(until)  # still there when the next order came
-    seen = np.flatnonzero(grid.known[i:i + stop])
-    return float(grid.t[i + int(seen[-1])]) + step if seen.size else float(grid.t[i])
+        decided, end = _window_ends(grid, one, lat0, lon0, params, until, step, window)
+        if decided[0]:
+            return float(end[0])
+        window *= 4
 
 
 _STAY_WINDOW = 120  # samples: ten minutes on the 5 s grid
 
 
-def _first_window_ends(grid: Grid, cand: npt.NDArray[np.intp], params: Params, until: float,
-                       step: float) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
-    """``_stay_end(grid, i, (lat[i], lon[i]), ...)`` for every sample i in ``cand`` whose answer its
-    first window decides (``quick``; the answer in ``end``): the same steps, a row per candidate,
-    each element computed as ``local_xy_m`` computes it (the projection's scale taken per centre,
-    as a scalar, as there), so the same floats."""
+def _window_ends(grid: Grid, cand: npt.NDArray[np.intp], lat0: npt.NDArray[np.float64], lon0: npt.NDArray[np.float64],
+                 params: Params, until: float, step: float,
+                 window: int = _STAY_WINDOW) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    """``_stay_end`` from each sample i in ``cand`` (centre ``lat0``, ``lon0``, a row each), as far
+    as the first ``window`` samples (and ``LEFT_S`` of look-ahead) decide it: whether they do, and
+    the answer where they do. Each distance is computed as ``local_xy_m`` computes it (the
+    projection's scale taken per centre, as a scalar), so every row is the same floats as alone."""
     n, m = len(grid), int(cand.shape[0])
-    quick = np.zeros(m, dtype=bool)
-    end = np.zeros(m)
-    if m == 0:
-        return quick, end
     j_max = int(np.searchsorted(grid.t, until, side="left")) if math.isfinite(until) else n
     w = max(1, int(round(LEFT_S / step)))
-    width = _STAY_WINDOW + w
     size = j_max - cand
-    part = np.minimum(size, width)
+    if m == 0 or int(size.max()) <= 0:
+        return np.zeros(m, dtype=bool), np.zeros(m)
+    width = min(window + w, int(size.max()))
+    part = np.minimum(size, window + w)  # decides every k < window (or every k, when it is all there is)
     offs = np.arange(width)
     valid = offs[None, :] < part[:, None]
     idx = np.minimum(cand[:, None] + offs[None, :], n - 1)
     known = grid.known[idx] & valid
     k = np.pi / 180.0 * EARTH_RADIUS_M
-    lat0, lon0 = grid.lat[cand], grid.lon[cand]
     scale = np.array([np.cos(np.radians(float(a))) for a in lat0.tolist()])
     x = (grid.lon[idx] - lon0[:, None]) * k * scale[:, None]
     y = (grid.lat[idx] - lat0[:, None]) * k
     with np.errstate(invalid="ignore"):
         near = known & ~(x * x + y * y > params.dwell_radius_m**2)
-    # _stay_end's third condition, something known ahead, holds wherever the sample itself is known
+    # away at k: seen, and no known sample within the radius in [k, k + LEFT_S) (a known sample is
+    # itself something known ahead)
     away = known & _none_ahead(near, w)
-    decided = np.where(part == size, part, _STAY_WINDOW)
-    away &= offs[None, :] < decided[:, None]
+    away &= offs[None, :] < np.where(part == size, part, window)[:, None]
     has_hit = away.any(axis=1)
     stop = np.where(has_hit, np.argmax(away, axis=1), size)
-    quick = (size > 0) & (has_hit | (part == size))
+    decided = (size > 0) & (has_hit | (part == size))
     # the last known sample before the stop (-1: none)
     last = np.maximum.accumulate(np.where(known, offs[None, :], -1), axis=1)
-    rows = np.arange(m)
-    before = np.where(stop > 0, last[rows, np.clip(stop - 1, 0, width - 1)], -1)
+    before = np.where(stop > 0, last[np.arange(m), np.clip(stop - 1, 0, width - 1)], -1)
     seen_end = np.where(before >= 0, grid.t[np.minimum(cand + np.maximum(before, 0), n - 1)] + step,
                         grid.t[np.minimum(cand, n - 1)])
-    end = np.where((stop == size) & (j_max < n), until, seen_end)
-    return quick, end
+    end = np.where((stop == size) & (j_max < n), until, seen_end)  # still there when the next order came
+    return decided, end
 
 
 def _none_ahead(flags: npt.NDArray[np.bool_], w: int) -> npt.NDArray[np.bool_]:
-    """For each row and k: none of flags[k : k + w] is set (``_ahead(row, w) == 0``; the flags past
-    a row's end are unset)."""
+    """For each row and k: none of flags[k : k + w] is set (the flags past a row's end are unset)."""
     m, n = flags.shape
     c = np.zeros((m, n + 1), dtype=np.int32)
     np.cumsum(flags, axis=1, dtype=np.int32, out=c[:, 1:])
@@ -195,14 +173,6 @@ def _none_ahead(flags: npt.NDArray[np.bool_], w: int) -> npt.NDArray[np.bool_]:
     out = np.empty((m, n), dtype=bool)
     np.equal(c[:, w:], c[:, : n + 1 - w], out=out[:, : n + 1 - w])  # k + w <= n
     np.equal(c[:, n:], c[:, n + 1 - w : n], out=out[:, n + 1 - w :])  # the window runs past the end
-    return out
-
-
-def _ahead(flags: npt.NDArray[np.bool_], w: int) -> npt.NDArray[np.int64]:
-    """For each k, how many of flags[k : k + w] are set (fewer at the end)."""
-    c = np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
-    n = flags.shape[0]
-    out: npt.NDArray[np.int64] = c[np.minimum(np.arange(n) + w, n)] - c[:n]
     return out
 
 

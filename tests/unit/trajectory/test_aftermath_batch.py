@@ -1,21 +1,45 @@
 """find_aftermath works out the first window of _stay_end for all its candidates at once
-(aftermath._first_window_ends): the same answers, float for float, as one call per candidate."""
+(aftermath._window_ends), and _stay_end grows that window: the same answers, float for float, as
+one plain pass over the rest of the day per candidate (``plain_stay_end``, the rule as first written)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trajectory.domain.aftermath import _first_window_ends, _stay_end
+from services.trajectory.domain.aftermath import LEFT_S, _stay_end, _window_ends
 from services.trajectory.domain.model import Params
 from services.trajectory.domain.motion import Grid
-from shared.geo import EARTH_RADIUS_M
+from shared.geo import EARTH_RADIUS_M, local_xy_m
 
 pytestmark = pytest.mark.unit
 
 K = np.pi / 180.0 * EARTH_RADIUS_M
+
+
+def plain_stay_end(grid: Grid, i: int, centre: tuple[float, float], params: Params, until: float,
+                   step: float) -> float:
+    """_stay_end as one pass over everything up to ``until``."""
+    j_max = int(np.searchsorted(grid.t, until, side="left")) if math.isfinite(until) else len(grid)
+    g_t, g_lat, g_lon, g_known = grid.t[i:j_max], grid.lat[i:j_max], grid.lon[i:j_max], grid.known[i:j_max]
+    if g_t.size == 0:
+        return float(grid.t[i])
+    x, y = local_xy_m(g_lat, g_lon, centre[0], centre[1])
+    with np.errstate(invalid="ignore"):
+        near = g_known & ~(x * x + y * y > params.dwell_radius_m**2)
+    w = max(1, int(round(LEFT_S / step)))
+    near_ahead = np.convolve(near.astype(np.int32)[::-1], np.ones(w, dtype=np.int32), mode="full")[: near.size][::-1]
+    known_ahead = np.convolve(g_known.astype(np.int32)[::-1], np.ones(w, dtype=np.int32), mode="full")[: near.size][::-1]
+    away = g_known & (near_ahead == 0) & (known_ahead > 0)
+    stop = int(np.argmax(away)) if away.any() else g_t.size
+    if stop == g_t.size and j_max < len(grid):
+        return float(until)
+    seen = np.flatnonzero(g_known[:stop])
+    return float(g_t[seen[-1]]) + step if seen.size else float(grid.t[i])
 
 
 @st.composite
@@ -41,10 +65,11 @@ def test_the_first_window_of_every_candidate_at_once_is_each_ones(g):
     grid, until = g
     params = Params()
     cand = np.flatnonzero(grid.known)
-    quick, end = _first_window_ends(grid, cand, params, until, 5.0)
+    quick, end = _window_ends(grid, cand, grid.lat[cand], grid.lon[cand], params, until, 5.0)
     for k, i in enumerate(cand.tolist()):
         if grid.t[i] >= until:
             continue  # find_aftermath never asks for these
-        one = _stay_end(grid, i, (float(grid.lat[i]), float(grid.lon[i])), params, until, 5.0)
+        one = plain_stay_end(grid, i, (float(grid.lat[i]), float(grid.lon[i])), params, until, 5.0)
+        assert _stay_end(grid, i, (float(grid.lat[i]), float(grid.lon[i])), params, until, 5.0) == one
         if quick[k]:
             assert float(end[k]) == one
