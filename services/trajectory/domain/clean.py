@@ -15,7 +15,7 @@ import numpy.typing as npt
 from shared.geo import haversine_m, local_xy_m
 
 from .model import Params, Track
-from .motion import _beyond
+from .motion import beyond
 
 _HALF_WINDOW = 3  # neighbours each side for the spike test
 
@@ -107,8 +107,8 @@ def _spikes(t: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], lon: npt.N
         m = idx.size
         dx, dy = np.diff(x), np.diff(y)  # leg k - 1 -> k is hypot(dx[k - 1], dy[k - 1])
         # only a fix with a long leg on either side (or next to one) can be a spike; whether a leg
-        # is longer than 100 m is decided without hypot where the sum of squares is clear (_beyond)
-        longer = np.concatenate([[False], _beyond(dx, dy, 100.0)[0], [True]])  # [k]: leg into k; [m]: none out
+        # is longer than 100 m is decided without hypot where the sum of squares is clear (beyond)
+        longer = np.concatenate([[False], beyond(dx, dy, 100.0)[0], [True]])  # [k]: leg into k; [m]: none out
         long_leg = longer[:-1] | longer[1:]
         cand = np.flatnonzero(long_leg | np.roll(long_leg, 1) | np.roll(long_leg, -1))
         if cand.size == 0:

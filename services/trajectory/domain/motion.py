@@ -189,7 +189,7 @@ def _excursions(runs: list[tuple[int, int]], w: int, x: F64, y: F64, seen: npt.N
     ahead = cand[:, None] + off[None, :]
     j = np.minimum(ahead, end[:, None] - 1)
     valid = ahead < end[:, None]
-    outside, inside = _beyond(x[j] - x[cand, None], y[j] - y[cand, None], r)  # NaN (unseen): neither
+    outside, inside = beyond(x[j] - x[cand, None], y[j] - y[cand, None], r)  # NaN (unseen): neither
     away = valid & outside
     left = away.any(axis=1)
     k_out = np.argmax(away, axis=1)
@@ -219,13 +219,13 @@ def _excursions(runs: list[tuple[int, int]], w: int, x: F64, y: F64, seen: npt.N
 def _too_far(c: npt.NDArray[np.intp], s0: npt.NDArray[np.intp], e: npt.NDArray[np.intp], w: int, x: F64, y: F64,
              limit: float) -> npt.NDArray[np.bool_]:
     """For each excursion (from c, last seen there at s0, back at e): some sample in (s0, e) lies
-    further than ``limit`` from c (hypot, exactly: _beyond). An excursion's stretch always holds
+    further than ``limit`` from c (hypot, exactly: beyond). An excursion's stretch always holds
     the seen sample where it first left, so this is ``nanmax(hypot(...)) > limit``."""
     k = np.arange(w + 1)
     q = s0[:, None] + 1 + k[None, :]
     inside = q < e[:, None]
     q = np.minimum(q, x.shape[0] - 1)
-    far = _beyond(x[q] - x[c][:, None], y[q] - y[c][:, None], limit)[0] & inside
+    far = beyond(x[q] - x[c][:, None], y[q] - y[c][:, None], limit)[0] & inside
     out: npt.NDArray[np.bool_] = np.logical_or.reduce(far, axis=1)
     return out
 
@@ -251,22 +251,19 @@ def _stays_put(cand: npt.NDArray[np.intp], w: int, x: F64, y: F64, seen: npt.NDA
 
 
 def _sliding(v: F64, n: int, op: np.ufunc) -> F64:
-    """op (np.maximum or np.minimum) over v[p : p + n] for every p (fewer at the end): blocks of n,
-    op run forwards and backwards within each (van Herk / Gil-Werman)."""
+    """op (np.maximum or np.minimum) over v[p : p + n] for every p (fewer at the end)."""
     size = v.shape[0]
-    fill = -np.inf if op is np.maximum else np.inf
-    blocks = np.concatenate([v, np.full((-size) % n + n, fill)]).reshape(-1, n)
-    ahead = op.accumulate(blocks, axis=1).ravel()  # op from the block's start to p
-    behind = op.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()  # op from p to the block's end
-    p = np.arange(size)
-    out: F64 = op(behind[p], ahead[p + n - 1])
+    padded = np.concatenate([v, np.full(n - 1, -np.inf if op is np.maximum else np.inf)])
+    out: F64 = v.copy()
+    for k in range(1, n):
+        op(out, padded[k:k + size], out=out)
     return out
 
 
 _SURE = 1e-9  # relative margin of r^2 beyond which dx^2 + dy^2 decides hypot(dx, dy) against r
 
 
-def _beyond(dx: F64, dy: F64, r: float) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+def beyond(dx: F64, dy: F64, r: float) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """``hypot(dx, dy) > r`` and ``hypot(dx, dy) <= r`` (both False where NaN), with hypot (slow)
     taken only where dx^2 + dy^2 lies within a relative 1e-9 of r^2: elsewhere the sum of squares
     (a few ulps off) and hypot (under an ulp off) cannot fall on different sides of r."""

@@ -1,5 +1,5 @@
 """mark_drift's shortcuts give what the plain computation gives: hypot against a radius decided by
-the sum of squares away from the edge (motion._beyond), and the runs wide enough to hold an
+the sum of squares away from the edge (motion.beyond), and the runs wide enough to hold an
 excursion found all at once (motion._wide_runs)."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trajectory.domain.motion import _beyond, _sliding, _stays_put, _too_far, _wide_runs
+from services.trajectory.domain.motion import _sliding, _stays_put, _too_far, _wide_runs, beyond
 
 pytestmark = pytest.mark.unit
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.sampled_from([25.0, 50.0, 7.3]))
-def test_beyond_is_hypot_against_r(seed, r):
+def testbeyond_is_hypot_against_r(seed, r):
     rng = np.random.default_rng(seed)
     n = 2000
     theta = rng.uniform(0, 2 * np.pi, n)
@@ -27,7 +27,7 @@ def test_beyond_is_hypot_against_r(seed, r):
     dx[rng.random(n) < 0.05] = np.nan
     dx = np.concatenate([dx, [15.0, 0.0, r, -r, 0.0]])
     dy = np.concatenate([dy, [20.0, r, 0.0, 0.0, -r]])
-    outside, inside = _beyond(dx.reshape(-1, 5), dy.reshape(-1, 5), r)
+    outside, inside = beyond(dx.reshape(-1, 5), dy.reshape(-1, 5), r)
     with np.errstate(invalid="ignore"):
         d = np.hypot(dx, dy)
         assert np.array_equal(outside.ravel(), d > r)
