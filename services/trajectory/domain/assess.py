@@ -195,11 +195,10 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
         when, far = (inc.at if fit.start <= inc.at <= fit.end else fit.t), line_distance(fit, t, x, y)
     elif fit is not None:
         when, far = _moment_near(fit, inc.at, t, x, y, params)
-    elif chosen is not None and chosen.unseen:
-        when, far = chosen.t, line_distance(chosen, t, x, y)
     elif chosen is not None:
-        when = _moment_in(chosen, inc.at, a.timeline, t, x, y, params)
-        far = float(np.hypot(np.interp(when, t, x), np.interp(when, t, y)))
+        when = _moment_of(chosen, inc.at, a.timeline, t, x, y, params)
+        far = line_distance(chosen, t, x, y) if chosen.unseen else float(
+            np.hypot(np.interp(when, t, x), np.interp(when, t, y)))
     else:
         i = int(np.argmin(x * x + y * y))
         when, far = float(t[i]), float(np.hypot(x[i], y[i]))
@@ -212,20 +211,27 @@ def location_check(a: DayAnalysis, inc: Incident, within: tuple[float, float] | 
         out["detour_m"] = round(named.d)
     if chosen is not None:
         then = a.timeline.at(when)
-        out["phase_at_nearest"] = then.phase.value
-        out["continuous_delivery_at_nearest"] = then.phase.continuous_delivery
-        out["orders_at_nearest"] = list(then.orders) if then.phase in _WITH_ORDER else []
-        other = c.other
-        if other is not None:  # named only when it would say something else
-            when2 = other.t if other.unseen else _moment_in(other, inc.at, a.timeline, t, x, y, params)
+        out.update(_doing_then(then, "nearest"))
+        if c.other is not None:  # named only when it would say something else
+            when2 = _moment_of(c.other, inc.at, a.timeline, t, x, y, params)
             then2 = a.timeline.at(when2)
             if then2.phase is not then.phase:
                 out["other_pass_at"] = when2
                 out["minutes_from_reported_other"] = round((when2 - inc.at) / 60.0, 1)
-                out["phase_at_other_pass"] = then2.phase.value
-                out["continuous_delivery_at_other_pass"] = then2.phase.continuous_delivery
-                out["orders_at_other_pass"] = list(then2.orders) if then2.phase in _WITH_ORDER else []
+                out.update(_doing_then(then2, "other_pass"))
     return out
+
+
+def _doing_then(then: Segment, at: str) -> dict[str, Any]:
+    """What he was doing at a moment the time check names: ``phase_at_<at>`` and the rest."""
+    return {f"phase_at_{at}": then.phase.value, f"continuous_delivery_at_{at}": then.phase.continuous_delivery,
+            f"orders_at_{at}": list(then.orders) if then.phase in _WITH_ORDER else []}
+
+
+def _moment_of(p: Pass, at: float, tl: Timeline, t: np.ndarray, x: np.ndarray, y: np.ndarray,
+               params: Params) -> float:
+    """The moment a named pass stands for: of an unseen pass, when riding steadily he was there."""
+    return p.t if p.unseen else _moment_in(p, at, tl, t, x, y, params)
 
 
 _WITH_ORDER = (Phase.TO_PICKUP, Phase.AT_MERCHANT, Phase.DELIVERING)
