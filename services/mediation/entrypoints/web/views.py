@@ -107,25 +107,23 @@ def packet_view(packet: dict[str, Any], lang: str, tz: str) -> dict[str, Any]:
     time_check = None
     lc = a.get("location_check")
     if isinstance(lc, dict) and lc.get("phase_at_nearest") and lc.get("nearest_at"):
-        minutes = float(lc.get("minutes_from_reported") or 0.0)
-        rel = _("rel_before" if minutes < 0 else "rel_after", n=f"{abs(minutes):g}")
-        cd = lc.get("continuous_delivery_at_nearest")
-        then = {"at": _hms(lc["nearest_at"], tz), "rel": rel, "phase": i18n.phase_label(lc["phase_at_nearest"], lang),
-                "cd": _("then_continuous") if cd is True else _("then_not_continuous") if cd is False
-                else _("then_undetermined")}
+        def passed(at: str, minutes: str, phase: str, cd: str) -> dict[str, Any]:
+            """A moment he passed the place, as the time-check lines say it."""
+            m, c = float(lc.get(minutes) or 0.0), lc.get(cd)
+            return {"at": _hms(lc[at], tz), "rel": _("rel_before" if m < 0 else "rel_after", n=f"{abs(m):g}"),
+                    "phase": i18n.phase_label(lc[phase], lang),
+                    "cd": _("then_continuous") if c is True else _("then_not_continuous") if c is False
+                    else _("then_undetermined")}
+
+        then = passed("nearest_at", "minutes_from_reported", "phase_at_nearest", "continuous_delivery_at_nearest")
         text = (_("time_check_line_unseen", from_=_hms(lc["gps_silent_from"], tz), to=_hms(lc.get("gps_silent_to"), tz), **then)
                 if lc.get("gps_silent_from") else _("time_check_line", d=lc.get("nearest_distance_m"), **then))
-        time_check = {"at": _hms(lc["nearest_at"], tz), "phase": lc["phase_at_nearest"], "text": text, "other": None}
+        time_check = {"at": then["at"], "phase": lc["phase_at_nearest"], "text": text, "other": None}
         if lc.get("phase_at_other_pass") and lc.get("other_pass_at"):  # a second pass about as likely
-            m2 = float(lc.get("minutes_from_reported_other") or 0.0)
-            cd2 = lc.get("continuous_delivery_at_other_pass")
-            other = {"at": _hms(lc["other_pass_at"], tz), "phase": lc["phase_at_other_pass"],
-                     "rel": _("rel_before" if m2 < 0 else "rel_after", n=f"{abs(m2):g}"),
-                     "phase_label": i18n.phase_label(lc["phase_at_other_pass"], lang),
-                     "cd": _("then_continuous") if cd2 is True else _("then_not_continuous") if cd2 is False
-                     else _("then_undetermined")}
-            time_check["other"] = other | {"text": _("time_check_other_line", at=other["at"], rel=other["rel"],
-                                                     phase=other["phase_label"], cd=other["cd"])}
+            other = passed("other_pass_at", "minutes_from_reported_other", "phase_at_other_pass",
+                           "continuous_delivery_at_other_pass")
+            time_check["other"] = {"at": other["at"], "phase_label": other["phase"],
+                                   "text": _("time_check_other_line", **other)}
     return {
         "undetermined": open_,
         "settle": [str(x) for x in settle] if open_ else [],
