@@ -101,3 +101,29 @@ def differences(served: dict[str, Any], batch: dict[str, Any]) -> list[str]:
         if s != b:
             out.append(f"{'.'.join(path)}: packet {s!r}, assess {b!r}")
     return out
+
+
+def late_day(tmp: Path, env: dict[str, str] | None = None) -> tuple[Path, dict[str, dict[str, Any]], list[str]]:
+    """A simulated day of late reports (as ``bench.rules`` makes them: the dirty preset, half the
+    incidents reported 4-12 min off at the right place; riders named ``late-…`` so as not to meet
+    the public scenarios' riders), its batch answers, and three incidents the time check speaks
+    of: one naming a second pass about as likely, one a pass hidden in a GPS outage, one plain."""
+    from dataclasses import replace
+
+    from tests.support import simulate as sim
+
+    for seed in range(700, 720):
+        d = tmp / f"late-{seed}"
+        opts = replace(sim.preset("dirty"), riders=10, seed=seed, fall_rate=0.2, time_off_rate=0.5, garbage=0)
+        sim.write_day(d, sim.simulate(opts))
+        for name in ("platform.jsonl", "gps.jsonl", "incidents.jsonl"):
+            p = d / name
+            p.write_bytes(p.read_bytes().replace(b'"rider_id":"', b'"rider_id":"late-'))
+        batch = batch_answers(d, env)
+        checked = [i for i, a in batch.items() if "phase_at_nearest" in (a.get("location_check") or {})]
+        other = [i for i in checked if "other_pass_at" in batch[i]["location_check"]]
+        unseen = [i for i in checked if "gps_silent_from" in batch[i]["location_check"]]
+        plain = [i for i in checked if i not in other and i not in unseen]
+        if other and unseen and plain:
+            return d, batch, [other[0], unseen[0], plain[0]]
+    raise AssertionError("no simulated day with every kind of time check in 20 seeds")
