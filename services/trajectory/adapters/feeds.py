@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -457,23 +457,21 @@ def prefetch_gps(directory: Path) -> GpsPrefetch:
     return GpsPrefetch(data, _fast_frame(data))
 
 
-def load_dir(directory: Path, tz: str, gps: GpsPrefetch | None = None) -> Feeds:
+def load_dir(directory: Path, tz: str, gps: Future[GpsPrefetch] | None = None) -> Feeds:
     """The three files of a rider-day folder. A missing feed counts as empty. ``gps``: the GPS
-    file already prefetched (the command reads it while its settings load)."""
+    file being prefetched already (the command starts it before its settings load)."""
     def data(name: str) -> bytes:
         p = directory / name
         return p.read_bytes() if p.exists() else b""
 
-    # polars parses the GPS without the GIL: read the small feeds beside it in a thread
+    # polars parses the GPS without the GIL: the small feeds are read beside it
     with ThreadPoolExecutor(1) as pool:
-        small = pool.submit(read_platform, data("platform.jsonl"), "platform.jsonl", tz)
-        g = gps or prefetch_gps(directory)
-        cols, gps_problems = read_gps(g.data, "gps.jsonl", tz, frame=g.frame)
-        events, problems = small.result()
-    problems += gps_problems
-    incidents, pr = read_incidents(data("incidents.jsonl"), "incidents.jsonl", tz)
-    problems += pr
-    return Feeds(build_days(events, cols), incidents, problems)
+        parsing = gps or pool.submit(prefetch_gps, directory)
+        events, problems = read_platform(data("platform.jsonl"), "platform.jsonl", tz)
+        incidents, incident_problems = read_incidents(data("incidents.jsonl"), "incidents.jsonl", tz)
+        g = parsing.result()
+    cols, gps_problems = read_gps(g.data, "gps.jsonl", tz, frame=g.frame)
+    return Feeds(build_days(events, cols), incidents, problems + gps_problems + incident_problems)
 
 
 def build_days(events: list[tuple[RawEvent, float]], gps: GpsColumns) -> dict[str, RiderDay]:

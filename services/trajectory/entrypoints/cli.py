@@ -12,14 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from services.trajectory.adapters.feeds import (
-    Feeds,
-    build_days,
-    prefetch_gps,
-    read_gps,
-    read_incidents,
-    read_platform,
-)
+from services.trajectory.adapters.feeds import Feeds, load_dir, prefetch_gps
 from services.trajectory.domain.assess import analyse, assess
 from services.trajectory.domain.model import Incident, Params, Phase
 from shared.timeutil import iso_local
@@ -32,27 +25,17 @@ def cmd_assess(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         print(f"assess: {directory} is not a directory", file=sys.stderr)
         return 2
-
-    def data(name: str) -> bytes:
-        p = directory / name
-        return p.read_bytes() if p.exists() else b""
-
-    # polars parses the GPS file (without the GIL, no zone needed) while the settings and the
-    # small feeds load
+    # polars parses the GPS file (without the GIL, no zone needed) while the settings load
     with ThreadPoolExecutor(1) as pool:
         gps = pool.submit(prefetch_gps, directory)
         from shared.config import Settings
 
         settings = Settings()
-        tz = settings.timezone
-        events, platform_problems = read_platform(data("platform.jsonl"), "platform.jsonl", tz)
-        incidents, incident_problems = read_incidents(data("incidents.jsonl"), "incidents.jsonl", tz)
-        prefetch = gps.result()
+        feeds = load_dir(directory, settings.timezone, gps)
     workers = settings.workers or (os.cpu_count() or 1)
-    cols, gps_problems = read_gps(prefetch.data, "gps.jsonl", tz, frame=prefetch.frame)
-    lines = assess_all(Feeds(build_days(events, cols), incidents, []), Params(), tz, workers)
-    for p in (*platform_problems, *gps_problems, *incident_problems):
+    for p in feeds.problems:
         print(f"{directory / p.source}:{p.line}: skipped: {p.message}", file=sys.stderr)
+    lines = assess_all(feeds, Params(), settings.timezone, workers)
     out = sys.stdout.buffer
     out.write(b"".join(lines))
     out.flush()
